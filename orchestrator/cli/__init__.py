@@ -1,0 +1,60 @@
+"""The ``fleetfix`` command line. Thin: parses options, calls the services, renders results."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator import __version__
+from orchestrator.cli import audit, creds, db, init, inventory
+from orchestrator.cli.common import AppState
+from orchestrator.logs import configure_logging
+
+app = typer.Typer(
+    name="fleetfix",
+    help="Find and fix Always On VPN misconfigurations across a Windows fleet.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(inventory.app, name="inventory")
+app.add_typer(creds.app, name="creds")
+app.add_typer(db.app, name="db")
+app.add_typer(audit.app, name="audit")
+app.command(name="init")(init.init_command)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fleetfix {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="fleetfix.toml to use (default: $FLEETFIX_CONFIG, ./fleetfix.toml)"),
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    overrides = {"log_level": log_level} if log_level else {}
+    ctx.obj = AppState(config_path=config, overrides=overrides)
+    configure_logging(log_level or "WARNING")
+
+
+def main() -> None:
+    app(prog_name="fleetfix")
+
+
+__all__ = ["app", "main"]
+logging.getLogger("fleetfix").addHandler(logging.NullHandler())

@@ -1,0 +1,5 @@
+"""fleetfix init."""
+
+
+def init_command() -> None:
+    """Write a commented starter fleetfix.toml and inventory."""

@@ -1,0 +1,288 @@
+"""Settings: ``fleetfix.toml`` plus ``FLEETFIX_*`` environment overrides.
+
+Precedence, highest first: values passed by the caller (CLI options), ``FLEETFIX_*`` variables,
+the TOML file, built-in defaults.  The file is found by ``--config``, then ``FLEETFIX_CONFIG``, then
+``./fleetfix.toml``; without any file fleetfix runs on defaults (data in the user's data directory,
+SQLite store, in-process executor).
+
+Relative paths in the TOML file are relative to the file's directory, so a config can be moved
+together with its inventory; relative paths from the environment are relative to the working
+directory, as a shell user expects.  Nested fields take a double underscore in the environment:
+``FLEETFIX_GRAPH__TENANT_ID``.  List fields (``inventory``, ``playbook_paths``) accept a JSON list or
+paths separated by ``os.pathsep``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from orchestrator.credentials.reference import parse_reference
+from orchestrator.errors import ConfigError, SourcePosition
+
+CONFIG_FILENAME = "fleetfix.toml"
+ENV_PREFIX = "FLEETFIX_"
+ENV_CONFIG = "FLEETFIX_CONFIG"
+DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def default_data_dir() -> Path:
+    """Where fleetfix keeps its store and key material when nothing says otherwise."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "fleetfix"
+
+
+class GraphSettings(BaseModel):
+    """The Intune tenant fleetfix talks to over Microsoft Graph. Secrets are references only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant_id: str | None = None
+    client_id: str | None = None
+    authority: str = DEFAULT_AUTHORITY
+    graph_url: str = DEFAULT_GRAPH_URL
+    client_secret: str | None = Field(
+        default=None, description="credential reference (vault:NAME or env:VAR) holding the client secret"
+    )
+    certificate: Path | None = Field(default=None, description="PEM or PFX file for certificate assertion")
+    certificate_password: str | None = Field(
+        default=None, description="credential reference for the PFX or encrypted PEM password"
+    )
+    ca_bundle: Path | None = Field(default=None, description="CA bundle for the Graph and authority TLS")
+
+    @field_validator("client_secret", "certificate_password")
+    @classmethod
+    def _must_be_reference(cls, value: str | None) -> str | None:
+        return None if value is None else str(parse_reference(value))
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.tenant_id and self.client_id and (self.client_secret or self.certificate))
+
+
+class Settings(BaseSettings):
+    """Everything fleetfix needs to know about its surroundings. Immutable once loaded."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    store_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    broker_url: str | None = Field(default=None, description="Celery broker; none = in-process executor")
+    inventory: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    playbook_paths: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    master_key_file: Path | None = Field(default=None, description="default: data_dir/master.key")
+    credentials_file: Path | None = Field(default=None, description="default: data_dir/credentials.json")
+    log_level: LogLevel = "WARNING"
+    graph: GraphSettings = Field(default_factory=GraphSettings)
+    # Where the settings came from; set by load_settings, not by users.
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("inventory", "playbook_paths", mode="before")
+    @classmethod
+    def _split_path_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json  # noqa: PLC0415 - only needed for this rare form
+
+                return json.loads(text)
+            return [part for part in text.split(os.pathsep) if part]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def store_url_resolved(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'fleetfix.db'}"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.credentials_file or self.data_dir / "credentials.json"
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.store_url_resolved.startswith("sqlite")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML source is injected by load_settings through init kwargs at the lowest priority
+        # (see _TomlSource); no dotenv or secrets-dir sources: secrets come by reference only.
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+# --- TOML loading -------------------------------------------------------------------------------
+
+_PATH_KEYS_TOP = {"data_dir", "master_key_file", "credentials_file"}
+_PATH_LIST_KEYS = {"inventory", "playbook_paths"}
+_PATH_KEYS_GRAPH = {"certificate", "ca_bundle"}
+
+# The TOML document being loaded; load_settings sets it around model construction so the settings
+# class stays a plain pydantic-settings class. A ContextVar keeps concurrent loads apart.
+_toml_data: ContextVar[dict[str, Any]] = ContextVar("fleetfix_toml_data", default={})  # noqa: B039
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return _toml_data.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_toml_data.get())
+
+
+def find_config_file(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file to use, or None to run on defaults. An explicitly named file must exist."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError("config file not found", position=SourcePosition(explicit))
+        return explicit
+    from_env = environ.get(ENV_CONFIG)
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(f"config file named by {ENV_CONFIG} not found", position=SourcePosition(path))
+        return path
+    local = Path.cwd() / CONFIG_FILENAME
+    return local if local.is_file() else None
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror}", position=SourcePosition(path)) from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line, column = (int(match.group(1)), int(match.group(2))) if match else (None, None)
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc)) or "invalid TOML"
+        raise ConfigError(f"invalid TOML: {message}", position=SourcePosition(path, line, column)) from None
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make relative paths in the file relative to the file's directory."""
+
+    def resolve(value: object) -> object:
+        return str((base / value).resolve()) if isinstance(value, str) and value else value
+
+    out = dict(data)
+    for key in _PATH_KEYS_TOP & out.keys():
+        out[key] = resolve(out[key])
+    for key in _PATH_LIST_KEYS & out.keys():
+        if isinstance(out[key], list):
+            out[key] = [resolve(item) for item in out[key]]
+        else:
+            out[key] = resolve(out[key])
+    graph = out.get("graph")
+    if isinstance(graph, dict):
+        graph = dict(graph)
+        for key in _PATH_KEYS_GRAPH & graph.keys():
+            graph[key] = resolve(graph[key])
+        out["graph"] = graph
+    return out
+
+
+def toml_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """The 1-based line where a dotted key ``loc`` (``('graph', 'tenant_id')``) is set in TOML text.
+
+    A small scanner is enough because fleetfix's config has one level of tables; it accepts both
+    ``[graph]`` + ``tenant_id = ...`` and ``graph.tenant_id = ...`` forms.
+    """
+    keys = [str(part) for part in loc if isinstance(part, str)]
+    if not keys:
+        return None
+    table: list[str] = []
+    header_line: int | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.fullmatch(r"\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]", line)
+        if header:
+            table = [part.strip() for part in header.group(1).split(".")]
+            if table == keys:
+                header_line = number
+            continue
+        key = re.match(r"([A-Za-z0-9_.\-\"' ]+?)\s*=", line)
+        if not key:
+            continue
+        full = table + [part.strip().strip("\"'") for part in key.group(1).split(".")]
+        if full == keys[: len(full)] and len(full) >= min(len(keys), len(table) + 1):
+            return number
+    return header_line
+
+
+def _env_name(loc: tuple[str | int, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc if isinstance(part, str))
+
+
+def _explain(exc: ValidationError, path: Path | None, text: str, environ: Mapping[str, str]) -> ConfigError:
+    """Turn the first pydantic error into a ConfigError that names file, line and field, or the variable."""
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    field = ".".join(str(part) for part in loc)
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting"
+    env_name = _env_name(loc)
+    if env_name in environ:
+        return ConfigError(message, field=env_name)
+    if path is not None:
+        return ConfigError(message, position=SourcePosition(path, toml_key_line(text, loc)), field=field)
+    return ConfigError(message, field=field)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from the config file (if any), ``FLEETFIX_*`` variables and ``overrides``."""
+    env = os.environ
+    path = find_config_file(config, env)
+    data: dict[str, Any] = {}
+    text = ""
+    if path is not None:
+        raw, text = _read_toml(path)
+        data = _resolve_paths(raw, path.parent.resolve())
+    token = _toml_data.set(data)
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise _explain(exc, path, text, env) from None
+    finally:
+        _toml_data.reset(token)
+    return settings.model_copy(update={"config_file": path.resolve() if path else None})
+
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "GraphSettings",
+    "Settings",
+    "default_data_dir",
+    "find_config_file",
+    "load_settings",
+    "toml_key_line",
+]

@@ -1,0 +1,1 @@
+"""Credentials: references, the encrypted vault and resolution to usable secrets."""
