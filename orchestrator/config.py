@@ -220,22 +220,21 @@ def toml_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
     if not keys:
         return None
     table: list[str] = []
-    header_line: int | None = None
+    table_line: int | None = None  # fallback: the header of the table that holds the key
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         header = re.fullmatch(r"\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]", line)
         if header:
             table = [part.strip() for part in header.group(1).split(".")]
-            if table == keys:
-                header_line = number
+            if table == keys[: len(table)]:
+                table_line = number
             continue
         key = re.match(r"([A-Za-z0-9_.\-\"' ]+?)\s*=", line)
-        if not key:
-            continue
-        full = table + [part.strip().strip("\"'") for part in key.group(1).split(".")]
-        if full == keys[: len(full)] and len(full) >= min(len(keys), len(table) + 1):
-            return number
-    return header_line
+        if key:
+            full = table + [part.strip().strip("\"'") for part in key.group(1).split(".")]
+            if full == keys[: len(full)]:
+                return number
+    return table_line
 
 
 def _env_name(loc: tuple[str | int, ...]) -> str:
