@@ -1,0 +1,46 @@
+"""Canonical JSON and hashing shared by the audit chain and finding fingerprints.
+
+Both need a byte-exact, reproducible encoding of a value: sorted keys, no whitespace, UTF-8, and
+no NaN/Infinity (which JSON cannot carry and which would hash differently after a round trip).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from orchestrator.errors import StoreError
+
+
+def canonical_json(value: object) -> str:
+    """``value`` as canonical JSON text. Raises StoreError for values JSON cannot represent."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"value cannot be stored as JSON: {exc}") from None
+
+
+def normalize_json(value: object) -> Any:
+    """``value`` as it will read back from a JSON column: tuples become lists, keys become strings.
+
+    Hashing the normalized value (not the caller's) keeps a hash valid after a database round trip.
+    """
+    return json.loads(canonical_json(value))
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def finding_fingerprint(host: str, check_id: str, subject: str = "") -> str:
+    """A stable identity for "the same finding" across sweeps, used to diff one sweep against another.
+
+    ``subject`` tells apart several findings of one check on one host (a certificate thumbprint, a
+    profile name); leave it empty when a check yields at most one finding per host. Host names are
+    compared case-insensitively, as Windows does.
+    """
+    return sha256_hex(canonical_json([host.lower(), check_id, subject]))
+
+
+__all__ = ["canonical_json", "finding_fingerprint", "normalize_json", "sha256_hex"]

@@ -1,0 +1,270 @@
+"""The store's tables as SQLAlchemy 2 typed declarative models.
+
+The Alembic migrations in ``orchestrator/store/migrations`` create exactly these tables; a test
+compares the two (autogenerate must find no difference), so a change here needs a new revision.
+
+Status-like columns are plain strings guarded by CHECK constraints built from the enums below: the
+enums give Python code its vocabulary, the constraints stop other writers from inventing values.
+Every timestamp is timezone-aware UTC (:class:`UTCDateTime`).  JSON columns never hold secrets:
+secrets travel by reference (``vault:NAME``) everywhere in fleetfix, and the store is no exception.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from orchestrator.store.types import UTCDateTime, json_type, utcnow
+
+# Constraint names follow a fixed pattern so that migrations can name them, and a later migration
+# can drop or alter them, identically on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+GENESIS_HASH = "0" * 64
+"""``prev_hash`` of the first audit entry, and the audit head's hash while the log is empty."""
+
+HASH_LENGTH = 64
+
+
+class RunKind(StrEnum):
+    SWEEP = "sweep"
+    PLAYBOOK = "playbook"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class HostStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+
+
+class StepState(StrEnum):
+    """A journal row's life: claimed before the action runs, then exactly one outcome.
+
+    ``unchanged`` is the idempotent no-op (the host was already right); a row left ``claimed`` by a
+    dead worker means "half-done": whoever takes it over re-reads the host before re-applying.
+    """
+
+    CLAIMED = "claimed"
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+def _one_of(column: str, values: type[StrEnum], name: str) -> CheckConstraint:
+    allowed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+def _new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Run(Base):
+    """One sweep or playbook run; the engine's state machine persists its progress here."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        _one_of("kind", RunKind, "kind"),
+        _one_of("status", RunStatus, "status"),
+        # "the last finished sweep before X" and "unfinished runs to resume"
+        Index(None, "kind", "created_at"),
+        Index(None, "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_run_id)
+    kind: Mapped[str] = mapped_column(String(16))
+    playbook_id: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING)
+    selector: Mapped[str | None] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    requested_by: Mapped[str] = mapped_column(String(255))
+    executor: Mapped[str] = mapped_column(String(16), default="local")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    host_results: Mapped[list[HostResult]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+    findings: Mapped[list[Finding]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+    journal: Mapped[list[JournalEntry]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+def _run_fk() -> Mapped[str]:
+    return mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"))
+
+
+class HostResult(Base):
+    """What happened on one host in one run. Failures are data here, not exceptions."""
+
+    __tablename__ = "host_results"
+    __table_args__ = (
+        UniqueConstraint("run_id", "host"),
+        _one_of("status", HostStatus, "status"),
+        Index(None, "host"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = _run_fk()
+    host: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    facts: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    run: Mapped[Run] = relationship(back_populates="host_results")
+
+
+class Finding(Base):
+    """One check's verdict on one host in one run.
+
+    ``fingerprint`` (see :func:`orchestrator.store.canonical.finding_fingerprint`) identifies the
+    same finding across runs; it is unique within a run so that "new since last night" and "fixed
+    since last night" are set differences on fingerprints between two runs.
+    """
+
+    __tablename__ = "findings"
+    __table_args__ = (
+        # serves "all fingerprints of run R" for the diff, and keeps fingerprints unique per run
+        UniqueConstraint("run_id", "fingerprint"),
+        # "since when has this finding been open": the runs a fingerprint appears in
+        Index(None, "fingerprint"),
+        # a host's history for one check
+        Index(None, "host", "check_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = _run_fk()
+    host: Mapped[str] = mapped_column(String(255))
+    check_id: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    error_codes: Mapped[list[int]] = mapped_column(json_type(), default=list)
+    playbook: Mapped[str | None] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    run: Mapped[Run] = relationship(back_populates="findings")
+
+
+class JournalEntry(Base):
+    """The action ledger: one row per (run, host, step), inserted (claimed) before the action acts.
+
+    The unique constraint is what makes at-least-once delivery safe: a second worker that receives
+    the same step cannot claim it (see :func:`orchestrator.store.journal.claim_step`).
+    """
+
+    __tablename__ = "action_journal"
+    __table_args__ = (
+        UniqueConstraint("run_id", "host", "step"),
+        _one_of("state", StepState, "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = _run_fk()
+    host: Mapped[str] = mapped_column(String(255))
+    step: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16), default=StepState.CLAIMED)
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    before: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
+    after: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    run: Mapped[Run] = relationship(back_populates="journal")
+
+
+class AuditLogRow(Base):
+    """One audit entry. Append-only: database triggers reject UPDATE and DELETE.
+
+    ``details`` is plain JSON even on PostgreSQL: ``json`` keeps the written text, whereas ``jsonb``
+    may re-render numbers (``1e16`` comes back as an integer), which would break the entry's hash.
+    """
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str | None] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    hash: Mapped[str] = mapped_column(String(HASH_LENGTH), unique=True)
+
+
+class AuditHead(Base):
+    """The single row naming the last audit entry; appends lock it, so the chain cannot fork, and
+    verification compares it with the log, so deleting the newest entries is caught."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+
+
+__all__ = [
+    "GENESIS_HASH",
+    "NAMING_CONVENTION",
+    "AuditHead",
+    "AuditLogRow",
+    "Base",
+    "Finding",
+    "HostResult",
+    "HostStatus",
+    "JournalEntry",
+    "Run",
+    "RunKind",
+    "RunStatus",
+    "StepState",
+]
