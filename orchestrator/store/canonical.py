@@ -13,12 +13,18 @@ from typing import Any
 from orchestrator.errors import StoreError
 
 
-def canonical_json(value: object) -> str:
-    """``value`` as canonical JSON text. Raises StoreError for values JSON cannot represent."""
+def _dumps(value: object, *, sort_keys: bool) -> str:
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return json.dumps(
+            value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
     except (TypeError, ValueError) as exc:
         raise StoreError(f"value cannot be stored as JSON: {exc}") from None
+
+
+def canonical_json(value: object) -> str:
+    """``value`` as canonical JSON text. Raises StoreError for values JSON cannot represent."""
+    return _dumps(value, sort_keys=True)
 
 
 def normalize_json(value: object) -> Any:
@@ -26,7 +32,8 @@ def normalize_json(value: object) -> Any:
 
     Hashing the normalized value (not the caller's) keeps a hash valid after a database round trip.
     """
-    return json.loads(canonical_json(value))
+    # unsorted: a dict mixing int and str keys cannot be sorted before its keys become strings
+    return json.loads(_dumps(value, sort_keys=False))
 
 
 def sha256_hex(text: str) -> str:

@@ -235,7 +235,7 @@ class ChainWalker:
             message = f"the log ends at entry {last.seq}, the head records {head.seq} (newest deleted)"
             return _fail(last.seq + 1, AuditProblem.MISSING, message)
         if head.seq < last.seq:
-            message = f"entries after {head.seq}, where the head stops, were not appended by fleetfix"
+            message = f"entry {head.seq + 1} onwards not appended by fleetfix (head stops at {head.seq})"
             return _fail(head.seq + 1, AuditProblem.HEAD_MISMATCH, message)
         if head.hash != last.hash:
             message = f"the head's hash is not entry {last.seq}'s hash (head forged)"

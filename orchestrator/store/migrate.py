@@ -92,6 +92,8 @@ def upgrade_engine(engine: Engine, target: str = "head") -> MigrationResult:
         _lock_for_migration(connection)
         before = revision_of(connection)  # read under the lock: another process may have migrated
         check_known(before, engine.url)
+        if target == "head" and before == head_revision():
+            return MigrationResult(url=mask_url(engine.url), before=before, after=before)
         try:
             command.upgrade(alembic_config(connection), target)
         except CommandError as exc:
