@@ -7,22 +7,44 @@ line, an exception message) the value is replaced by ``********`` before any han
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
+from urllib.parse import quote, quote_plus
 
 REDACTED = "********"
-_MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words; such secrets are refused anyway
+# Shorter values would redact ordinary words; the vault and credential resolution refuse such secrets.
+MIN_SECRET_LENGTH = 4
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
 
+def _spellings(value: str) -> set[str]:
+    """The forms a secret takes when a library logs it escaped rather than raw.
+
+    A password with a quote, a backslash or an ``@`` does not appear verbatim in ``%r`` of a kwargs
+    dict, in a JSON body or in a form-encoded token request, so the raw value alone would not match.
+    """
+    in_single_quotes = repr(value + '"')[1:-2]  # the trailing '"' forces repr's '...' form
+    return {
+        value,
+        in_single_quotes,
+        in_single_quotes.replace("\\'", "'"),  # repr's "..." form leaves single quotes alone
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+    }
+
+
 def register_secret(value: str) -> None:
-    """Remember a revealed secret so that log records containing it are redacted."""
-    if len(value) >= _MIN_SECRET_LENGTH:
+    """Remember a revealed secret so that log records containing it (raw or escaped) are redacted."""
+    if len(value) >= MIN_SECRET_LENGTH:
+        spellings = _spellings(value)
         with _lock:
-            _secrets.add(value)
+            _secrets.update(spellings)
 
 
 def redact(text: str) -> str:
