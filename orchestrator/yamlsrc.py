@@ -77,16 +77,6 @@ class YamlDocument:
         line, _ = self.line_column(data_path)
         return SourcePosition(self.path, line)
 
-    def get(self, data_path: DataPath) -> Any:
-        """The value at ``data_path``, or None when the path does not lead anywhere."""
-        value = self.data
-        for part in data_path:
-            try:
-                value = value[part]
-            except (KeyError, IndexError, TypeError):
-                return None
-        return value
-
 
 def load_yaml(path: Path, error: type[InputError]) -> YamlDocument:
     """Read and parse one YAML file; any problem (unreadable, bad syntax, duplicate key) raises ``error``."""

@@ -156,6 +156,8 @@ def _normalise_tags(value: object) -> object:
             if not isinstance(item, str) or not item:
                 raise ValueError(f"tag list items must be 'key=value' or 'key' strings, not {item!r}")
             key, _, tag_value = item.partition("=")
+            if not key:
+                raise ValueError(f"tag {item!r} has no key; write 'key=value' or 'key'")
             if key in tags:
                 raise ValueError(f"tag {key!r} is given twice")
             tags[key] = tag_value
