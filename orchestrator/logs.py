@@ -34,8 +34,9 @@ def _spellings(value: str) -> set[str]:
         in_single_quotes.replace("\\'", "'"),  # repr's "..." form leaves single quotes alone
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
-        quote(value, safe=""),
-        quote_plus(value, safe=""),
+        # surrogateescape: undecodable input bytes (surrogates) must not make registration fail
+        quote(value, safe="", errors="surrogateescape"),
+        quote_plus(value, safe="", errors="surrogateescape"),
     }
 
 

@@ -140,14 +140,25 @@ def check_name(name: str) -> None:
 
 
 def check_username(username: str) -> None:
-    if not username.strip() or _CONTROL.search(username):
-        raise InputError("must be non-empty and on one line", field="username")
+    if not username.strip() or _CONTROL.search(username) or not _is_utf8(username):
+        raise InputError("must be non-empty text on one line", field="username")
 
 
 def check_secret(secret: str) -> None:
     # Shorter secrets could not be redacted from logs without redacting ordinary words.
     if len(secret) < MIN_SECRET_LENGTH:
         raise InputError(f"must be at least {MIN_SECRET_LENGTH} characters", field="secret")
+    if not _is_utf8(secret):
+        # Undecodable input bytes arrive as surrogates; the message must not say which or where.
+        raise InputError("must be valid UTF-8 text", field="secret")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- crypto -----------------------------------------------------------------------------------

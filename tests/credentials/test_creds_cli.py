@@ -98,6 +98,23 @@ def test_bad_input_exits_2_with_a_json_error(
     assert_no_leak(result)
 
 
+def test_undecodable_stdin_is_bad_input_not_an_internal_error(
+    run_fleetfix: RunFleetfix, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [FLEETFIX, "creds", "set", "web01", "-u", "svc"],
+        input=b"abc\xffdef\n",
+        cwd=tmp_path,
+        env=cli_env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert b"valid UTF-8" in result.stderr
+    assert b"position" not in result.stderr
+
+
 def test_malformed_master_key_exits_3_without_echo(run_fleetfix: RunFleetfix) -> None:
     bad_key = "Definitely-Not-A-Key-123"
     result = run_fleetfix(

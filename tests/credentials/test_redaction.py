@@ -12,7 +12,7 @@ import pytest
 from orchestrator.credentials.masterkey import generate_master_key
 from orchestrator.credentials.resolve import resolve_credential
 from orchestrator.errors import CredentialError
-from orchestrator.logs import configure_logging
+from orchestrator.logs import REDACTED, configure_logging, redact, register_secret
 
 from .conftest import MakeVault
 
@@ -115,3 +115,9 @@ def test_no_credential_error_contains_the_secret(make_vault: MakeVault) -> None:
     for error in errors:
         for shown in (str(error), repr(error), json.dumps(error.to_dict())):
             assert secret not in shown
+
+
+def test_undecodable_secret_registers_and_redacts() -> None:
+    value = "from-stdin-\udcff-bytes"  # what a non-UTF-8 byte on stdin becomes
+    register_secret(value)
+    assert redact(f"x={value}") == f"x={REDACTED}"

@@ -238,6 +238,8 @@ def test_unreadable_files_are_credential_errors(make_vault: MakeVault, content: 
         ("web01", "two\nlines", SECRET, "username"),
         ("web01", "svc", "abc", "secret"),
         ("web01", "svc", "", "secret"),
+        ("web01", "svc", "abc\udcffdef", "secret"),
+        ("web01", "sv\udcffc", SECRET, "username"),
     ],
 )
 def test_set_rejects_bad_input(
