@@ -1,0 +1,8 @@
+"""Handlers of the scripts fleetfix ships (``orchestrator/scripts/*.ps1``), one module per family.
+
+Importing this package registers them on :func:`lab.scripts.default_registry`.
+"""
+
+from lab.handlers import diag, host
+
+__all__ = ["diag", "host"]
