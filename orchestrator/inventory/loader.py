@@ -58,6 +58,10 @@ class _Layer(FrozenModel):
     tags: Tags = Field(default_factory=dict)
     vars: Vars = Field(default_factory=dict)
 
+    def winrm_overrides(self) -> dict[str, Any]:
+        """Only the WinRM settings this layer writes out, not the model's defaults."""
+        return self.winrm.model_dump(exclude_unset=True) if self.winrm else {}
+
 
 class _HostEntry(_Layer):
     role: Role
@@ -90,6 +94,11 @@ class _Placed(Generic[_L]):
     document: YamlDocument
     path: DataPath
 
+    @property
+    def name(self) -> str:
+        """The group's or host's name: the last key of its path."""
+        return str(self.path[-1])
+
     def position(self, *sub: str | int) -> SourcePosition:
         return self.document.position((*self.path, *sub))
 
@@ -109,8 +118,8 @@ class _Placed(Generic[_L]):
 @dataclass(frozen=True)
 class _ParsedFile:
     defaults: _Placed[_Layer]
-    groups: tuple[tuple[str, _Placed[_Layer]], ...]
-    hosts: tuple[tuple[str, _Placed[_HostEntry]], ...]
+    groups: tuple[_Placed[_Layer], ...]
+    hosts: tuple[_Placed[_HostEntry], ...]
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -121,10 +130,8 @@ def load_inventory(paths: Sequence[Path]) -> Inventory:
     files = [_parse_file(load_yaml(path, InventoryError)) for path in paths]
     groups = _unique("group", (group for parsed in files for group in parsed.groups))
     _unique("host", (host for parsed in files for host in parsed.hosts))
-    hosts = [
-        _build_host(name, entry, parsed.defaults, groups) for parsed in files for name, entry in parsed.hosts
-    ]
-    return Inventory(hosts=tuple(hosts), groups=tuple(_public_group(name, g) for name, g in groups.values()))
+    hosts = tuple(_build_host(entry, parsed.defaults, groups) for parsed in files for entry in parsed.hosts)
+    return Inventory(hosts=hosts, groups=tuple(_public_group(group) for group in groups.values()))
 
 
 def _parse_file(document: YamlDocument) -> _ParsedFile:
@@ -139,17 +146,10 @@ def _parse_file(document: YamlDocument) -> _ParsedFile:
         raise _earliest(_explain(error, document) for error in exc.errors()) from None
     parsed = _ParsedFile(
         defaults=_Placed(spec.defaults, document, ("defaults",)),
-        groups=tuple(
-            (name, _Placed(layer, document, ("groups", name))) for name, layer in spec.groups.items()
-        ),
-        hosts=tuple((name, _Placed(entry, document, ("hosts", name))) for name, entry in spec.hosts.items()),
+        groups=tuple(_Placed(layer, document, ("groups", name)) for name, layer in spec.groups.items()),
+        hosts=tuple(_Placed(entry, document, ("hosts", name)) for name, entry in spec.hosts.items()),
     )
-    layers: list[_Placed[Any]] = [
-        parsed.defaults,
-        *(g for _, g in parsed.groups),
-        *(h for _, h in parsed.hosts),
-    ]
-    _check_ca_bundles(layers)
+    _check_ca_bundles([parsed.defaults, *parsed.groups, *parsed.hosts])
     return parsed
 
 
@@ -160,22 +160,19 @@ def _check_ca_bundles(layers: Iterable[_Placed[Any]]) -> None:
             raise placed.error(f"CA bundle file not found: {winrm.ca_bundle}", "winrm", "ca_bundle")
 
 
-def _unique(kind: str, named: Iterable[tuple[str, _Placed[_L]]]) -> dict[str, tuple[str, _Placed[_L]]]:
+def _unique(kind: str, placed: Iterable[_Placed[_L]]) -> dict[str, _Placed[_L]]:
     """Index by name (ignoring case); a second definition is an error that names the first one."""
-    index: dict[str, tuple[str, _Placed[_L]]] = {}
-    for name, placed in named:
-        first = index.get(name_key(name))
+    index: dict[str, _Placed[_L]] = {}
+    for item in placed:
+        first = index.get(name_key(item.name))
         if first is not None:
-            raise placed.error(f"{kind} {name!r} is already defined at {first[1].position()}")
-        index[name_key(name)] = (name, placed)
+            raise item.error(f"{kind} {item.name!r} is already defined at {first.position()}")
+        index[name_key(item.name)] = item
     return index
 
 
 def _build_host(
-    name: str,
-    entry: _Placed[_HostEntry],
-    defaults: _Placed[_Layer],
-    groups: Mapping[str, tuple[str, _Placed[_Layer]]],
+    entry: _Placed[_HostEntry], defaults: _Placed[_Layer], groups: Mapping[str, _Placed[_Layer]]
 ) -> Host:
     layers: list[_Placed[Any]] = [defaults, *_joined_groups(entry, groups), entry]
     credential = next((p.layer.credential for p in reversed(layers) if p.layer.credential), None)
@@ -186,45 +183,48 @@ def _build_host(
         )
     try:
         return Host(
-            name=name,
+            name=entry.name,
             role=entry.layer.role,
             address=entry.layer.address,
-            winrm={
-                k: v
-                for p in layers
-                if p.layer.winrm
-                for k, v in p.layer.winrm.model_dump(exclude_unset=True).items()
-            },
+            winrm=_merged(p.layer.winrm_overrides() for p in layers),
             credential=credential,
             groups=entry.layer.groups,
-            tags={k: v for p in layers for k, v in p.layer.tags.items()},
-            vars={k: v for p in layers for k, v in p.layer.vars.items()},
+            tags=_merged(p.layer.tags for p in layers),
+            vars=_merged(p.layer.vars for p in layers),
         )
     except ValidationError as exc:
-        raise _explain_merged(exc.errors()[0], name, layers) from None
+        raise _explain_merged(exc.errors()[0], entry.name, layers) from None
+
+
+def _merged(mappings: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Key-by-key merge where later mappings win."""
+    merged: dict[str, Any] = {}
+    for mapping in mappings:
+        merged.update(mapping)
+    return merged
 
 
 def _joined_groups(
-    entry: _Placed[_HostEntry], groups: Mapping[str, tuple[str, _Placed[_Layer]]]
+    entry: _Placed[_HostEntry], groups: Mapping[str, _Placed[_Layer]]
 ) -> list[_Placed[_Layer]]:
     """The host's groups in the order it lists them; an unknown or repeated group is an error there."""
     joined: dict[str, _Placed[_Layer]] = {}
     for index, group in enumerate(entry.layer.groups):
         found = groups.get(name_key(group))
         if found is None:
-            known = ", ".join(sorted(name for name, _ in groups.values())) or "none"
+            known = ", ".join(sorted(defined.name for defined in groups.values())) or "none"
             raise entry.error(f"unknown group {group!r}; defined groups: {known}", "groups", index)
         if name_key(group) in joined:
             raise entry.error(f"group {group!r} is listed twice", "groups", index)
-        joined[name_key(group)] = found[1]
+        joined[name_key(group)] = found
     return list(joined.values())
 
 
-def _public_group(name: str, placed: _Placed[_Layer]) -> Group:
+def _public_group(placed: _Placed[_Layer]) -> Group:
     layer = placed.layer
     return Group(
-        name=name,
-        winrm=layer.winrm.model_dump(exclude_unset=True) if layer.winrm else {},
+        name=placed.name,
+        winrm=layer.winrm_overrides(),
         credential=layer.credential,
         tags=layer.tags,
         vars=layer.vars,

@@ -83,7 +83,7 @@ def field_error(field_name: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("field_rule", message, {"field": field_name})
 
 
-def is_partial(info: ValidationInfo) -> bool:
+def _is_partial(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get(PARTIAL))
 
 
@@ -227,7 +227,7 @@ class WinRMSettings(FrozenModel):
 
     @model_validator(mode="after")
     def _combination_rules(self, info: ValidationInfo) -> WinRMSettings:
-        if is_partial(info):
+        if _is_partial(info):
             return self
         plain_http = self.transport is Transport.HTTP
         if plain_http and self.auth is WinRMAuth.BASIC and not self.allow_unencrypted:
@@ -263,7 +263,7 @@ class Host(FrozenModel):
     def _env_reference_needs_username(self, info: ValidationInfo) -> Host:
         # An env: reference holds only the secret (see credentials.reference); the user name has
         # to come from the WinRM settings, or the host could never log in.
-        if not is_partial(info) and self.credential.scheme == "env" and self.winrm.username is None:
+        if not _is_partial(info) and self.credential.scheme == "env" and self.winrm.username is None:
             raise field_error(
                 "credential", f"{self.credential} holds only a secret: set winrm.username for this host"
             )
@@ -361,6 +361,5 @@ __all__ = [
     "WinRMAuth",
     "WinRMSettings",
     "field_error",
-    "is_partial",
     "name_key",
 ]

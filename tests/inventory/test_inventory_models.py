@@ -78,9 +78,10 @@ def test_partial_validation_checks_fields_but_not_combinations() -> None:
 def test_ca_bundle_is_joined_to_the_base_dir_from_the_context(tmp_path: Path) -> None:
     winrm = WinRMSettings.model_validate({"ca_bundle": "pki/root.pem"}, context={BASE_DIR: tmp_path})
     assert winrm.ca_bundle == tmp_path / "pki" / "root.pem"
+    elsewhere = tmp_path.parent / "elsewhere.pem"  # absolute paths stay as they are
     assert WinRMSettings.model_validate(
-        {"ca_bundle": "/etc/ca.pem"}, context={BASE_DIR: tmp_path}
-    ).ca_bundle == (Path("/etc/ca.pem"))
+        {"ca_bundle": str(elsewhere)}, context={BASE_DIR: tmp_path}
+    ).ca_bundle == (elsewhere)
 
 
 @pytest.mark.parametrize("name", ["", "JEA Config", "a/b"])
