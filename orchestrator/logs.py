@@ -7,6 +7,7 @@ line, an exception message) the value is replaced by ``********`` before any han
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -62,7 +63,11 @@ class RedactingFilter(logging.Filter):
     """Formats the record's message once, redacts it and freezes it, so args cannot leak later."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # A library's log call with mismatched arguments must not raise at its call site.
+            message = f"{record.msg} (unformattable log arguments)"
         record.msg = redact(message)
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
@@ -71,14 +76,26 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RedactingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose every written line, and its own error reports, pass through redact()."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # The default prints the raw exception chain, which may carry a library's secret-bearing text.
+        exc = sys.exc_info()[1]
+        with contextlib.suppress(OSError):
+            sys.stderr.write(redact(f"fleetfix: could not write a log record: {type(exc).__name__}: {exc}\n"))
+
+
 def configure_logging(level: str = "WARNING") -> None:
-    """Send fleetfix's and the libraries' logs to stderr through the redacting filter."""
+    """Send fleetfix's and the libraries' logs to stderr through the redacting filter and handler."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_fleetfix", False):
+        if isinstance(handler, RedactingStreamHandler):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler._fleetfix = True  # type: ignore[attr-defined]
+    handler = RedactingStreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)

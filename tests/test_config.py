@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,6 @@ from orchestrator.errors import ConfigError
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No FLEETFIX_* variable of the developer's shell may leak into these tests."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("FLEETFIX_"):
             monkeypatch.delenv(name)
@@ -65,7 +64,8 @@ def test_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_precedence_overrides_then_env_then_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = write(
         tmp_path / "fleetfix.toml",
-        'broker_url = "redis://file"\nlog_level = "INFO"\n[graph]\ntenant_id = "from-file"\nclient_id = "c"\n',
+        'broker_url = "redis://file"\nlog_level = "INFO"\n'
+        '[graph]\ntenant_id = "from-file"\nclient_id = "c"\n',
     )
     monkeypatch.setenv("FLEETFIX_BROKER_URL", "redis://env")
     monkeypatch.setenv("FLEETFIX_GRAPH__TENANT_ID", "from-env")
@@ -137,11 +137,11 @@ def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("text", "loc", "line"),
     [
-        ('a = 1\nb = 2\n', ("b",), 2),
+        ("a = 1\nb = 2\n", ("b",), 2),
         ('a = 1\n[graph]\ntenant_id = "x"\n', ("graph", "tenant_id"), 3),
         ('graph.tenant_id = "x"\n', ("graph", "tenant_id"), 1),
-        ('[graph]\n', ("graph", "tenant_id"), 1),
-        ('a = 1\n', ("zzz",), None),
+        ("[graph]\n", ("graph", "tenant_id"), 1),
+        ("a = 1\n", ("zzz",), None),
     ],
 )
 def test_toml_key_line(text: str, loc: tuple[str, ...], line: int | None) -> None:

@@ -37,7 +37,9 @@ def root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="fleetfix.toml to use (default: $FLEETFIX_CONFIG, ./fleetfix.toml)"),
+        typer.Option(
+            "--config", "-c", help="fleetfix.toml to use (default: $FLEETFIX_CONFIG, ./fleetfix.toml)"
+        ),
     ] = None,
     log_level: Annotated[
         str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")

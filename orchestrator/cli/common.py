@@ -16,16 +16,18 @@ import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.config import Settings, load_settings
 from orchestrator.errors import FleetfixError, InputError, SelectorError
+from orchestrator.logs import redact
 
 log = logging.getLogger("fleetfix.cli")
 
@@ -40,14 +42,16 @@ class ExitCode(IntEnum):
     ERROR = 3
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
 
 
 OutputOption = Annotated[
     OutputFormat,
-    typer.Option("--output", "-o", help="table for humans, json for scripts (stable schema)", case_sensitive=False),
+    typer.Option(
+        "--output", "-o", help="table for humans, json for scripts (stable schema)", case_sensitive=False
+    ),
 ]
 
 stdout = Console(soft_wrap=True)
@@ -89,17 +93,20 @@ def render_table(title: str | None, columns: Sequence[str], rows: Iterable[Seque
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Cells are data (host names, usernames): never let them be read as rich markup.
+        table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
     stdout.print(table)
 
 
 def _report_error(exc: FleetfixError, output: OutputFormat) -> ExitCode:
     code = ExitCode.BAD_INPUT if isinstance(exc, InputError) else ExitCode.ERROR
-    stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    # Redacted in case a library's message carried a revealed secret; escaped so it is not markup.
+    stderr.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True, highlight=False)
     if isinstance(exc, SelectorError):
         stderr.print(exc.pointer(), markup=False, highlight=False)
     if output is OutputFormat.json:
-        emit_json({"error": exc.to_dict()})
+        details = exc.to_dict().items()
+        emit_json({"error": {key: redact(val) if isinstance(val, str) else val for key, val in details}})
     return code
 
 

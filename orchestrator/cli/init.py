@@ -56,7 +56,8 @@ defaults:
   winrm:
     transport: https        # HTTPS on 5986; certificates validated against ca_bundle or the system store
     auth: negotiate         # negotiate, ntlm, kerberos, basic, certificate or credssp
-  credential: vault:fleet-admin   # create it with: fleetfix creds set fleet-admin --username 'CORP\\svc-fleetfix'
+  # create it with: fleetfix creds set fleet-admin --username 'CORP\\svc-fleetfix'
+  credential: vault:fleet-admin
 
 groups:
   hq:

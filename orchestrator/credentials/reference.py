@@ -35,9 +35,7 @@ def parse_reference(text: str) -> CredentialRef:
     """Parse ``vault:NAME`` or ``env:VAR``; raises ValueError with a message fit for a user."""
     match = _REFERENCE.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(
-            "must be a credential reference 'vault:NAME' or 'env:VAR' (never the secret itself)"
-        )
+        raise ValueError("must be a credential reference 'vault:NAME' or 'env:VAR' (never the secret itself)")
     if match.group(1):
         return CredentialRef("vault", match.group(2))
     return CredentialRef("env", match.group(4))
