@@ -132,6 +132,11 @@ def _mark_of(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+# Aliases let a small file expand into a huge value ("billion laughs"). No fleetfix document comes
+# close to this many values, so a document that expands beyond it is refused, not built.
+MAX_VALUES = 1_000_000
+
+
 class _Builder:
     """Turns a composed node tree into plain data, recording positions on the way."""
 
@@ -142,8 +147,14 @@ class _Builder:
         self.positions: dict[DataPath, tuple[int, int]] = {}
         # Nodes on the way from the root to the current node: an alias to one of them is a cycle.
         self._open: set[int] = set()
+        self._built = 0
 
     def build(self, node: Node, data_path: DataPath) -> Any:
+        self._built += 1
+        if self._built > MAX_VALUES:
+            raise self._fail(
+                node, data_path, f"document expands to more than {MAX_VALUES:,} values (aliases?)"
+            )
         self.positions.setdefault(data_path, _mark_of(node))
         if isinstance(node, ScalarNode):
             # SafeConstructor resolves scalars exactly as yaml.safe_load would (ints, bools, dates).

@@ -156,3 +156,10 @@ def test_format_path() -> None:
     assert format_path(("hosts", "ep-001", "groups", 1)) == "hosts.ep-001.groups[1]"
     assert format_path((0, "a")) == "[0].a"
     assert format_path(()) == ""
+
+
+def test_alias_expansion_bomb_is_refused_quickly() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join(['*a' + str(i - 1)] * 10)}]" for i in range(1, 9)]
+    with pytest.raises(InventoryError, match="expands to more than"):
+        parse_yaml("\n".join(lines) + "\n", InventoryError)
