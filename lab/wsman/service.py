@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OPERATION_TIMEOUT_S = 60.0
 SERVER_MAX_ENVELOPE_KB = 500
+# WinRM 2.0 (Windows 7 / Server 2008 R2, builds below 9200) assigns shell and command ids itself,
+# ignoring the client's, and its CreateResponse carries no rsp:Shell (see the 2.1 recording).
+WINRM3_FIRST_BUILD = 9200
 _ENVELOPE_OVERHEAD = 1024  # header and ReceiveResponse wrapper of a response
 _STREAM_OVERHEAD = 120  # <rsp:Stream Name="stdout" CommandId="…"> and its end tag
 
@@ -203,7 +206,7 @@ class HostService:
         creation = request.find("rsp:Shell/pwsh:creationXml")
         if shell_element is None or creation is None:
             raise faults.invalid_xml("Create needs rsp:Shell with a creationXml.")
-        shell_id = (shell_element.get("ShellId") or str(uuid.uuid4())).upper()
+        shell_id = (self._client_id(shell_element.get("ShellId")) or str(uuid.uuid4())).upper()
         idle = request.find("rsp:Shell/rsp:IdleTimeOut")
         shell = Shell(
             shell_id=shell_id,
@@ -229,7 +232,15 @@ class HostService:
                 ),
             ],
         )
-        return Reply(n.TRANSFER_ACTION + "CreateResponse", created + shell.xml(detailed=False))
+        details = "" if self.legacy_winrm else shell.xml(detailed=False)
+        return Reply(n.TRANSFER_ACTION + "CreateResponse", created + details)
+
+    @property
+    def legacy_winrm(self) -> bool:
+        return self.config.os_build < WINRM3_FIRST_BUILD
+
+    def _client_id(self, requested: str | None) -> str | None:
+        return None if self.legacy_winrm else requested
 
     def _check_quota(self, user: str) -> None:
         limit = self.faults.max_shells
@@ -245,7 +256,7 @@ class HostService:
         arguments = request.find("rsp:CommandLine/rsp:Arguments")
         if command_line is None or arguments is None:
             raise faults.invalid_xml("Command needs rsp:CommandLine with the PSRP arguments.")
-        command_id = (command_line.get("CommandId") or str(uuid.uuid4())).upper()
+        command_id = (self._client_id(command_line.get("CommandId")) or str(uuid.uuid4())).upper()
         data = _b64(arguments.text)
         self._forget(shell, command_id)  # pypsrp re-uses a PowerShell's id for its next invocation
         try:
