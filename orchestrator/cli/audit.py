@@ -67,7 +67,8 @@ def _print_verification(url: str, result: AuditVerification) -> None:
             f"[bold red]audit chain broken{where}:[/] {failure.message} ({failure.problem})", highlight=False
         )
         return
-    stdout.print(f"audit log intact: {result.entries} entries in {url}", highlight=False)
+    entries = "1 entry" if result.entries == 1 else f"{result.entries} entries"
+    stdout.print(f"audit log intact: {entries} in {url}", highlight=False)
     if result.head is not None and result.head.seq:
         stdout.print(f"head {result.head} (record it to verify against later)", highlight=False)
     if result.anchor_seq is not None:

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, String, insert, select, type_coerce, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
@@ -47,6 +49,7 @@ from orchestrator.store.types import utcnow
 
 _HEAD_ID = 1
 _VERIFY_BATCH = 1000
+_UNREADABLE_TS = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --- appending ----------------------------------------------------------------------------------
@@ -141,16 +144,26 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
-_ENTRY_COLUMNS = (
-    AuditLogRow.seq,
-    AuditLogRow.ts,
-    AuditLogRow.actor,
-    AuditLogRow.action,
-    AuditLogRow.target,
-    AuditLogRow.details,
-    AuditLogRow.prev_hash,
-    AuditLogRow.hash,
-)
+def _entry_columns(dialect: str) -> tuple[Any, ...]:
+    """The entry's columns; on SQLite ``ts`` and ``details`` come back as the stored text.
+
+    SQLite lets anyone with the file store any text in any column, and SQLAlchemy's own parsing
+    of such text would raise mid-query; reading the text and parsing it here lets a garbled entry
+    be reported as edited at its seq. PostgreSQL validates both types on write.
+    """
+    raw = dialect == "sqlite"
+    ts = type_coerce(AuditLogRow.ts, String()).label("ts") if raw else AuditLogRow.ts
+    details = type_coerce(AuditLogRow.details, String()).label("details") if raw else AuditLogRow.details
+    return (
+        AuditLogRow.seq,
+        ts,
+        AuditLogRow.actor,
+        AuditLogRow.action,
+        AuditLogRow.target,
+        details,
+        AuditLogRow.prev_hash,
+        AuditLogRow.hash,
+    )
 
 
 def _read_head(connection: Connection) -> ChainHead | None:
@@ -160,13 +173,35 @@ def _read_head(connection: Connection) -> ChainHead | None:
     return None if row is None else ChainHead(seq=row.last_seq, hash=row.last_hash)
 
 
+def _parse_ts(value: object) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _parse_details(value: object) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
 def _entry_from_row(row: Row[Any]) -> AuditEntry:
-    # A details value that is not an object can only come from tampering; keep it so the hash check
-    # reports the entry as edited instead of crashing here.
-    details = row.details if isinstance(row.details, dict) else {"_not_an_object": row.details}
+    ts, details = _parse_ts(row.ts), _parse_details(row.details)
+    if ts is None or details is None:
+        # Only tampering produces these; keep what is there so the hash check reports the entry
+        # as edited, at its seq, instead of failing the whole verification.
+        ts, details = _UNREADABLE_TS, {"_unreadable": {"ts": str(row.ts), "details": str(row.details)}}
     return AuditEntry(
         seq=row.seq,
-        ts=row.ts,
+        ts=ts,
         actor=row.actor,
         action=row.action,
         target=row.target,
@@ -177,7 +212,7 @@ def _entry_from_row(row: Row[Any]) -> AuditEntry:
 
 
 def _iter_entries(connection: Connection) -> Iterator[AuditEntry]:
-    statement = select(*_ENTRY_COLUMNS).order_by(AuditLogRow.seq)
+    statement = select(*_entry_columns(connection.dialect.name)).order_by(AuditLogRow.seq)
     for row in connection.execution_options(yield_per=_VERIFY_BATCH).execute(statement):
         yield _entry_from_row(row)
 
@@ -196,8 +231,9 @@ def verify_audit(engine: Engine, expect_head: str | ExpectedHead | None = None) 
     Checks that seqs run from 1 without gaps, every entry hashes to its ``hash``, every
     ``prev_hash`` names the previous entry, and ``audit_head`` names the last entry. With
     ``expect_head`` (``SEQ:HASH`` or ``HASH`` recorded earlier, e.g. from ``fleetfix audit
-    verify``), that entry must still be in the chain. Raises StoreError only when the database
-    cannot be read; a broken chain is reported in the result (see ``raise_for_failure``).
+    verify``), that entry must still be in the chain. A broken chain is reported in the result
+    (see ``raise_for_failure``); StoreError means the database could not be read, InputError a
+    malformed ``expect_head``.
     """
     expected = ExpectedHead.parse(expect_head) if isinstance(expect_head, str) else expect_head
     with store_errors(engine.url, "cannot read the audit log"), _snapshot(engine) as connection:
@@ -216,7 +252,8 @@ def list_audit(engine: Engine, limit: int = 20, *, action: str | None = None) ->
     """The newest ``limit`` entries (only those with ``action``, if given), oldest first."""
     if limit < 1:
         raise InputError("limit must be at least 1", field="limit")
-    statement = select(*_ENTRY_COLUMNS).order_by(AuditLogRow.seq.desc()).limit(limit)
+    columns = _entry_columns(engine.dialect.name)
+    statement = select(*columns).order_by(AuditLogRow.seq.desc()).limit(limit)
     if action is not None:
         statement = statement.where(AuditLogRow.action == action)
     with store_errors(engine.url, "cannot read the audit log"), engine.connect() as connection:

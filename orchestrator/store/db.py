@@ -78,7 +78,9 @@ def open_store(settings: Settings) -> Store:
     engine = create_store_engine(settings.store_url_resolved)
     try:
         if is_sqlite(engine.url):
-            upgrade_engine(engine)
+            # a plain read first: only a store that is behind takes the write lock to migrate
+            if current_revision(engine) != head_revision():
+                upgrade_engine(engine)
         else:
             ensure_current(engine)
     except BaseException:

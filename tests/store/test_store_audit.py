@@ -22,8 +22,10 @@ from orchestrator.store import (
     RunKind,
     append_audit,
     audit_head,
+    create_store_engine,
     list_audit,
     session_factory,
+    upgrade,
     verify_audit,
 )
 from orchestrator.store.audit import entry_hash
@@ -163,6 +165,26 @@ def test_tampering_is_caught_at_the_first_bad_entry(store_engine: Engine, case: 
         result.raise_for_failure()
     assert caught.value.seq == seq
     assert caught.value.to_dict()["first_bad_seq"] == seq
+
+
+@pytest.mark.parametrize(("column", "value"), [("ts", "yesterday"), ("ts", 12345), ("details", "{not json")])
+def test_garbled_sqlite_values_are_reported_at_their_entry(
+    sqlite_url: str, column: str, value: object
+) -> None:
+    """SQLite stores whatever is written; unreadable values are an edit, not a crash."""
+    upgrade(sqlite_url)
+    engine = create_store_engine(sqlite_url)
+    try:
+        append_entries(engine, 3)
+        tamper(
+            engine, lambda c: c.exec_driver_sql(f"UPDATE audit_log SET {column} = ? WHERE seq = 2", (value,))
+        )
+        failure = verify_audit(engine).failure
+        assert failure is not None
+        assert (failure.seq, failure.problem) == (2, AuditProblem.EDITED)
+        assert [entry.seq for entry in list_audit(engine)] == [1, 2, 3]
+    finally:
+        engine.dispose()
 
 
 def test_a_recorded_head_catches_truncation_with_a_forged_head(store_engine: Engine) -> None:

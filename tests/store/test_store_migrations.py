@@ -108,6 +108,12 @@ def test_unreachable_database_names_the_url_without_password(tmp_path: Path) -> 
     assert "postgresql+psycopg://fleet:***@127.0.0.1:1/fleetfix" in message
 
 
+def test_sqlite_data_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory\n")
+    with pytest.raises(StoreError, match="cannot create the data directory"):
+        create_store_engine(f"sqlite:///{tmp_path / 'a-file' / 'data' / 'fleetfix.db'}")
+
+
 def test_bare_postgresql_url_means_psycopg() -> None:
     assert mask_url("postgresql://u:p@db/x") == "postgresql+psycopg://u:***@db/x"
 
