@@ -14,7 +14,10 @@ Two pyspnego details shape this module (both documented in its README as lab shi
 * The NTLM acceptor only reads credentials from the file named by the ``NTLM_USER_FILE``
   environment variable.  :class:`NtlmAccounts` keeps one such file per process for every running
   lab and checks afterwards that the account may log on to *this* host.  A user name therefore has
-  one password per process, like a domain account.
+  one password per process, like a domain account.  The file holds precomputed LM/NT hashes
+  (smbpasswd format, hashed once with pyspnego's private ``_ntlm_raw.crypto`` helpers): with
+  plain passwords the acceptor re-derives the LM hash with pure-Python DES on every logon, about
+  60 % of its cost, and a password containing ``:`` could not be written at all.
 * The final SPNEGO token (the mechListMIC) must reach the client in ``WWW-Authenticate`` on the
   200 response, or pypsrp's sequence numbers drift and it fails with ``BadMICError``.
 
@@ -37,6 +40,7 @@ import spnego
 import spnego.channel_bindings
 import spnego.exceptions
 from pypsrp.encryption import WinRMEncryption
+from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1  # SHIM: private, see the module docstring
 
 from lab.config import Account, AuthMode, HostConfig
 
@@ -65,6 +69,12 @@ AuthOutcome = Authenticated | Challenge
 def _split_user(username: str) -> tuple[str, str]:
     domain, sep, user = username.partition("\\")
     return (domain, user) if sep else ("", username)
+
+
+def _smbpasswd_line(domain: str, user: str, password: str) -> str:
+    name = f"{domain}\\{user}" if domain else user
+    lm, nt = lmowfv1(password).hex().upper(), ntowfv1(password).hex().upper()
+    return f"{name}:0:{lm}:{nt}:[U]:LCT-00000000\n"
 
 
 def _account_key(username: str) -> tuple[str, str]:
@@ -114,7 +124,7 @@ class NtlmAccounts:
         if self._directory is None:
             self._directory = Path(tempfile.mkdtemp(prefix="fleetfix-lab-ntlm-"))
         path = self._directory / "ntlm_users"
-        lines = [f"{':'.join(self._names[key])}:{password}\n" for key, password in self._passwords.items()]
+        lines = [_smbpasswd_line(*self._names[key], password) for key, password in self._passwords.items()]
         # Written whole then renamed, so an acceptor reading concurrently never sees half a file.
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(lines), encoding="utf-8")

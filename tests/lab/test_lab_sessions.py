@@ -11,7 +11,8 @@ import requests
 from pypsrp.exceptions import AuthenticationError
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 
-from lab import FleetConfig, HostConfig, Lab
+from lab import Account, FleetConfig, HostConfig, Lab
+from lab.config import LAB_PASSWORD, LAB_USERNAME
 from lab.wsman.faults import ERROR_WSMAN_OPERATION_TIMEDOUT
 from tests.lab.support import Captured, run, script_with_id, shipped_script, start_lab, wsman
 
@@ -20,7 +21,17 @@ HOST_INFO = shipped_script("host.info")
 
 FLEET = FleetConfig(
     hosts=(
-        HostConfig(name="EP-STRICT", https_port=0, os_build=26100, os_ubr=2314, role="rras"),
+        HostConfig(
+            name="EP-STRICT",
+            https_port=0,
+            os_build=26100,
+            os_ubr=2314,
+            role="rras",
+            accounts=(
+                Account(username=LAB_USERNAME, password=LAB_PASSWORD),
+                Account(username="CORP\\svc-fleetfix", password="Colon:In:Passw0rd"),
+            ),
+        ),
         HostConfig(name="EP-OPEN", allow_unencrypted=True),
     )
 )
@@ -58,6 +69,31 @@ def test_auth_modes_run_a_pipeline(lab: Lab, auth: str, tls: bool) -> None:
         assert echo(pool, "ping") == {"value": "ping", "length": 4}
         # Over HTTP, NTLM/Negotiate must use WinRM message encryption (multipart/encrypted).
         assert client.transport.wrap_required is (not tls)
+
+
+@pytest.mark.parametrize(("auth", "tls"), [("ntlm", False), ("negotiate", True), ("basic", True)])
+def test_domain_account_with_colons_in_password(lab: Lab, auth: str, tls: bool) -> None:
+    endpoint = lab.info.endpoint("EP-STRICT")
+    client = wsman(
+        endpoint,
+        auth=auth,
+        tls=tls,
+        ca_bundle=lab.info.ca_bundle,
+        username="CORP\\svc-fleetfix",
+        password="Colon:In:Passw0rd",
+    )
+    with client, RunspacePool(client) as pool:
+        assert echo(pool, "domain")["value"] == "domain"
+    # A known account is still refused on a host that does not list it.
+    other = wsman(
+        lab.info.endpoint("EP-OPEN"),
+        auth=auth,
+        tls=False,
+        username="CORP\\svc-fleetfix",
+        password="Colon:In:Passw0rd",
+    )
+    with pytest.raises(AuthenticationError), other, RunspacePool(other):
+        pass
 
 
 def test_https_needs_the_lab_ca(lab: Lab) -> None:
