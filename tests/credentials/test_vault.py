@@ -6,10 +6,10 @@ import base64
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -328,23 +328,28 @@ def test_list_and_delete_need_no_key(make_vault: MakeVault, key_env: dict[str, s
 # --- concurrency -------------------------------------------------------------------------------
 
 
-def _set_many(path: str, key: str, worker: int, count: int) -> None:
-    vault = Vault(
-        Path(path), MasterKeySource(Path(path).with_name("master.key"), {"FLEETFIX_MASTER_KEY": key})
-    )
-    for index in range(count):
-        vault.set(f"w{worker}-e{index}", f"user{worker}", f"secret-{worker}-{index}")
+# A separate interpreter per writer, like separate `fleetfix creds set` processes.
+_WRITER = """
+import sys
+from pathlib import Path
+from orchestrator.credentials.masterkey import MasterKeySource
+from orchestrator.credentials.vault import Vault
+path, key, worker, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+vault = Vault(path, MasterKeySource(path.with_name("master.key"), {"FLEETFIX_MASTER_KEY": key}))
+for index in range(count):
+    vault.set(f"w{worker}-e{index}", f"user{worker}", f"secret-{worker}-{index}")
+"""
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "data" / "credentials.json"
     key = generate_master_key()
     workers, count = 6, 8
-    # spawn: a fresh interpreter per worker, like separate `fleetfix creds set` processes
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_set_many, str(path), key, worker, count) for worker in range(workers)]
-        for future in futures:
-            future.result()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(path), key, str(worker), str(count)])
+        for worker in range(workers)
+    ]
+    assert [writer.wait(timeout=120) for writer in writers] == [0] * workers
     vault = Vault(path, MasterKeySource(path.with_name("master.key"), {"FLEETFIX_MASTER_KEY": key}))
     names = {entry.name for entry in vault.list()}
     assert names == {f"w{w}-e{i}" for w in range(workers) for i in range(count)}
