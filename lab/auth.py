@@ -26,10 +26,12 @@ No sockets here: :class:`ConnectionAuth` consumes header values and returns what
 
 from __future__ import annotations
 
+import atexit
 import base64
 import binascii
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -123,6 +125,7 @@ class NtlmAccounts:
     def _write(self) -> None:
         if self._directory is None:
             self._directory = Path(tempfile.mkdtemp(prefix="fleetfix-lab-ntlm-"))
+            atexit.register(shutil.rmtree, self._directory, True)
         path = self._directory / "ntlm_users"
         lines = [_smbpasswd_line(*self._names[key], password) for key, password in self._passwords.items()]
         # Written whole then renamed, so an acceptor reading concurrently never sees half a file.

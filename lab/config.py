@@ -163,9 +163,22 @@ def numbered_fleet(
     prefix: str = "EP",
     template: HostConfig | None = None,
     seed: str = "fleetfix-lab",
+    own_addresses: bool = False,
 ) -> FleetConfig:
-    """``count`` hosts named ``EP-0001`` … built from one template (ports picked by the OS)."""
+    """``count`` hosts named ``EP-0001`` … built from one template.
+
+    By default every host shares the template's address and gets its own port (port 0: the OS
+    picks).  With ``own_addresses`` host *i* listens on ``127.1.x.y`` instead, so a template with
+    ports 5985/5986 gives every host the real WinRM ports on an address of its own.
+    """
+    if own_addresses and count > 65_535:
+        raise ValueError("127.1.0.0/16 has room for 65,535 hosts")
     base = template or HostConfig(name="TEMPLATE")
     width = max(4, len(str(count)))
-    hosts = tuple(base.model_copy(update={"name": f"{prefix}-{i:0{width}d}"}) for i in range(1, count + 1))
-    return FleetConfig(hosts=hosts, seed=seed)
+    hosts = []
+    for i in range(1, count + 1):
+        update: dict[str, object] = {"name": f"{prefix}-{i:0{width}d}"}
+        if own_addresses:
+            update["address"] = f"127.1.{i >> 8}.{i & 0xFF}"
+        hosts.append(HostConfig.model_validate(base.model_dump() | update))
+    return FleetConfig(hosts=tuple(hosts), seed=seed)

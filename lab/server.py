@@ -41,6 +41,8 @@ from lab.wsman.service import SERVER_MAX_ENVELOPE_KB, HostService
 log = logging.getLogger(__name__)
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+CONNECTION_IDLE_TIMEOUT_S = 120.0  # HTTP.sys closes idle keep-alive connections after 2 minutes
+REAP_INTERVAL_S = 60.0
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 
 
@@ -244,7 +246,9 @@ class Listener:
         der = self.runtime.certificate_der if self.tls else None
         auth = ConnectionAuth(self.runtime.config, tls=self.tls, certificate_der=der)
         try:
-            while (request := await read_request(reader)) is not None:
+            while (
+                request := await asyncio.wait_for(read_request(reader), CONNECTION_IDLE_TIMEOUT_S)
+            ) is not None:
                 writer.write(await self.runtime.respond(request, auth, client_ip))
                 await writer.drain()
         except BadRequest as exc:
@@ -283,7 +287,7 @@ class FleetServer:
         self.directory = directory
         self.hosts = {host.name.lower(): HostRuntime(host, registry, fleet.seed) for host in fleet.hosts}
         self._listeners: list[Listener] = []
-        self._flappers: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # flapping listeners, the idle-shell reaper
         self._accounts = [account for host in fleet.hosts for account in host.accounts]
 
     def runtime(self, name: str) -> HostRuntime:
@@ -302,6 +306,7 @@ class FleetServer:
         except BaseException:
             await self.stop()
             raise
+        self._tasks.append(asyncio.get_running_loop().create_task(self._reap_idle_shells()))
         return LabInfo(endpoints=endpoints, ca_bundle=ca_bundle, directory=self.directory)
 
     async def _start_host(self, runtime: HostRuntime, ca: LabCA) -> HostEndpoint:
@@ -322,7 +327,7 @@ class FleetServer:
             ports[kind] = await listener.open()
             self._listeners.append(listener)
             if config.faults.flap is not None and not config.faults.refuse:
-                self._flappers.append(asyncio.get_running_loop().create_task(_flap(listener)))
+                self._tasks.append(asyncio.get_running_loop().create_task(_flap(listener)))
         return HostEndpoint(
             name=config.name,
             fqdn=config.fqdn,
@@ -332,8 +337,15 @@ class FleetServer:
             https_port=ports["https"],
         )
 
+    async def _reap_idle_shells(self) -> None:
+        """Shells nobody used for their IdleTimeOut go away, as WinRM removes them."""
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_S)
+            for runtime in self.hosts.values():
+                runtime.service.reap_idle_shells()
+
     async def stop(self) -> None:
-        for task in self._flappers:
+        for task in self._tasks:
             task.cancel()
         for listener in self._listeners:
             await listener.close()

@@ -35,11 +35,12 @@ from lab.scripts import ScriptRegistry
 from lab.state import HostState
 from lab.wsman import faults
 from lab.wsman import names as n
-from lab.wsman.envelope import WSManRequest, element, text
+from lab.wsman.envelope import WSManRequest, element, parse_duration, text
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPERATION_TIMEOUT_S = 60.0
+DEFAULT_IDLE_TIMEOUT_S = 7200.0  # WinRM's default shell IdleTimeOut
 SERVER_MAX_ENVELOPE_KB = 500
 # WinRM 2.0 (Windows 7 / Server 2008 R2, builds below 9200) assigns shell and command ids itself,
 # ignoring the client's, and its CreateResponse carries no rsp:Shell (see the 2.1 recording).
@@ -67,6 +68,7 @@ class Shell:
     idle_timeout: str
     session: PoolSession
     created: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _changed: asyncio.Future[None] | None = None
 
@@ -80,6 +82,13 @@ class Shell:
         if self._changed is None:
             self._changed = asyncio.get_running_loop().create_future()
         await asyncio.wait_for(asyncio.shield(self._changed), timeout)
+
+    def idle_expired(self, now: float) -> bool:
+        try:
+            limit = parse_duration(self.idle_timeout)
+        except ValueError:
+            limit = DEFAULT_IDLE_TIMEOUT_S
+        return not self.tasks and now - self.last_used > limit
 
     def cancel_tasks(self) -> None:
         for task in self.tasks.values():
@@ -164,7 +173,10 @@ class HostService:
             action = self._actions.get(request.action)
             if action is None:
                 raise faults.action_not_supported(request.action)
-            return await action(request, self._shell_for(request), user, client_ip)
+            shell = self._shell_for(request)
+            if shell is not None:
+                shell.last_used = time.monotonic()
+            return await action(request, shell, user, client_ip)
         except faults.WSManFault as fault:
             self.stats[f"fault:{fault.code}"] += 1
             raise
@@ -176,6 +188,15 @@ class HostService:
         count = len(self.shells)
         self.shells.clear()
         return count
+
+    def reap_idle_shells(self, now: float | None = None) -> int:
+        """Remove shells idle for longer than their IdleTimeOut; returns how many went."""
+        now = time.monotonic() if now is None else now
+        expired = [shell for shell in self.shells.values() if shell.idle_expired(now)]
+        for shell in expired:
+            shell.cancel_tasks()
+            del self.shells[shell.shell_id]
+        return len(expired)
 
     def _shell_for(self, request: WSManRequest) -> Shell | None:
         shell_id = request.selectors.get("ShellId")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import ssl
+import time
+import uuid
 from pathlib import Path
 
 import psrpcore
@@ -17,9 +21,11 @@ from lab import FaultSpec, Flap, FleetConfig, HostConfig, numbered_fleet
 from lab.pki import LabCA
 from lab.psjson import to_json
 from lab.psrp import PoolSession, pipeline_id_of
-from lab.scripts import ScriptRegistry, command_term, parse_script_id
+from lab.scripts import ScriptRegistry, command_term, default_registry, parse_script_id
+from lab.state import HostState
 from lab.wsman import faults
 from lab.wsman.envelope import parse_duration, parse_request, render_fault, render_response
+from lab.wsman.service import HostService
 
 # -- PKI -----------------------------------------------------------------------------------------
 
@@ -220,3 +226,104 @@ def test_pool_session_opens_and_runs_against_psrpcore_client() -> None:
 def test_pipeline_id_needs_a_start_fragment() -> None:
     with pytest.raises(ValueError, match="start fragment"):
         pipeline_id_of(b"\x00" * 80)
+
+
+# -- the shell service without a network ------------------------------------------------------------
+
+
+def envelope(action: str, body: str, shell_id: str | None = None, timeout: str = "PT1S") -> bytes:
+    selector = (
+        f'<w:SelectorSet><w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet>'
+        if shell_id
+        else ""
+    )
+    resource = (
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+        if action.endswith("/Get")
+        else "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
+    )
+    return (
+        '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+        'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" '
+        'xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell">'
+        f"<s:Header><a:Action>{action}</a:Action><a:MessageID>uuid:{uuid.uuid4()}</a:MessageID>"
+        f"<w:ResourceURI>{resource}</w:ResourceURI><w:OperationTimeout>{timeout}</w:OperationTimeout>{selector}"
+        f"</s:Header><s:Body>{body}</s:Body></s:Envelope>"
+    ).encode()
+
+
+def test_host_service_shell_lifecycle_and_idle_reaping() -> None:
+    client = psrpcore.ClientRunspacePool()
+    client.open()
+    opening = client.data_to_send()
+    assert opening is not None
+    creation = base64.b64encode(opening.data).decode()
+    service = HostService(
+        HostConfig(name="EP-1"), HostState.from_config(HostConfig(name="EP-1")), default_registry()
+    )
+    shell_id = "11111111-2222-3333-4444-555555555555"
+    transfer, shell = (
+        "http://schemas.xmlsoap.org/ws/2004/09/transfer",
+        "http://schemas.microsoft.com/wbem/wsman/1",
+    )
+
+    async def scenario() -> None:
+        create = (
+            f'<rsp:Shell ShellId="{shell_id}"><rsp:InputStreams>stdin pr</rsp:InputStreams>'
+            "<rsp:OutputStreams>stdout</rsp:OutputStreams><rsp:IdleTimeOut>PT30S</rsp:IdleTimeOut>"
+            f'<creationXml xmlns="http://schemas.microsoft.com/powershell">{creation}</creationXml></rsp:Shell>'
+        )
+        reply = await service.handle(
+            parse_request(envelope(f"{transfer}/Create", create)), "fleetfix", "127.0.0.1"
+        )
+        assert reply.action.endswith("CreateResponse")
+        assert "<rsp:IdleTimeOut>PT30S</rsp:IdleTimeOut>" in reply.body
+        receive = "<rsp:Receive><rsp:DesiredStream>stdout</rsp:DesiredStream></rsp:Receive>"
+        reply = await service.handle(
+            parse_request(envelope(f"{shell}/windows/shell/Receive", receive, shell_id)),
+            "fleetfix",
+            "127.0.0.1",
+        )
+        assert reply.body.count("<rsp:Stream") >= 1
+        # Nothing more to send: the long-poll ends with the w:TimedOut fault pypsrp re-polls on.
+        with pytest.raises(faults.WSManFault) as caught:
+            await service.handle(
+                parse_request(envelope(f"{shell}/windows/shell/Receive", receive, shell_id, "PT0.1S")),
+                "fleetfix",
+                "127.0.0.1",
+            )
+        assert caught.value.code == faults.ERROR_WSMAN_OPERATION_TIMEDOUT
+        get = parse_request(envelope(f"{transfer}/Get", "", shell_id))
+        assert "<rsp:State>Connected</rsp:State>" in (await service.handle(get, "fleetfix", "127.0.0.1")).body
+        assert service.reap_idle_shells(now=time.monotonic() + 10) == 0
+        assert service.reap_idle_shells(now=time.monotonic() + 31) == 1
+        with pytest.raises(faults.WSManFault) as caught:
+            await service.handle(get, "fleetfix", "127.0.0.1")
+        assert caught.value.code == faults.ERROR_WSMAN_UNEXPECTED_SELECTORS
+        assert service.stats["Get"] == 2
+        assert service.stats[f"fault:{faults.ERROR_WSMAN_OPERATION_TIMEDOUT}"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_unsupported_action_fault() -> None:
+    service = HostService(
+        HostConfig(name="EP-1"), HostState.from_config(HostConfig(name="EP-1")), default_registry()
+    )
+    request = parse_request(
+        envelope("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Disconnect", "")
+    )
+    with pytest.raises(faults.WSManFault) as caught:
+        asyncio.run(service.handle(request, "fleetfix", "127.0.0.1"))
+    assert caught.value.code == faults.ERROR_WSMAN_ACTION_NOT_SUPPORTED
+    assert caught.value.action.endswith("/addressing/fault")
+
+
+def test_numbered_fleet_on_own_addresses() -> None:
+    fleet = numbered_fleet(
+        300, own_addresses=True, template=HostConfig(name="T", http_port=5985, https_port=5986)
+    )
+    assert fleet.hosts[0].address == "127.1.0.1"
+    assert fleet.hosts[299].address == "127.1.1.44"
+    assert {(h.http_port, h.https_port) for h in fleet.hosts} == {(5985, 5986)}
