@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from orchestrator.store import create_store_engine, upgrade
+from tests.clirun import Cli
 
 POSTGRES_ADMIN_ENV = "FLEETFIX_TEST_POSTGRES_URL"
 POSTGRES_ADMIN_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -68,3 +69,20 @@ def store_engine(db_url: str) -> Iterator[Engine]:
     engine = create_store_engine(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """The console script's environment: no FLEETFIX_* of the developer's shell, a throwaway home."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path / "home"),
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "COLUMNS": "200",
+    }
+
+
+@pytest.fixture
+def cli(tmp_path: Path, cli_env: dict[str, str]) -> Cli:
+    """The installed ``fleetfix`` run in ``tmp_path`` with ``cli_env``."""
+    return Cli(tmp_path, cli_env)

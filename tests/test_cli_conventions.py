@@ -5,58 +5,43 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from orchestrator import __version__
+from tests.clirun import Cli
 
 ROOT = Path(__file__).resolve().parent.parent
-FLEETFIX = str(Path(sys.executable).with_name("fleetfix"))
 
 
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "XDG_DATA_HOME": str(cwd / "xdg")}
-    return subprocess.run(
-        [FLEETFIX, *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_version(tmp_path: Path) -> None:
-    result = run("--version", cwd=tmp_path)
+def test_version(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"fleetfix {__version__}"
 
 
-def test_version_works_with_a_broken_config(tmp_path: Path) -> None:
+def test_version_works_with_a_broken_config(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "fleetfix.toml").write_text("this is = = not toml\n")
-    assert run("--version", cwd=tmp_path).returncode == 0
+    assert cli.run("--version").returncode == 0
 
 
-def test_init_writes_starter_files_that_load(tmp_path: Path) -> None:
-    result = run("init", "site", "--output", "json", cwd=tmp_path)
+def test_init_writes_starter_files_that_load(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run("init", "site", "--output", "json")
     assert result.returncode == 0, result.stderr
     written = json.loads(result.stdout)["written"]
     assert sorted(Path(p).name for p in written) == ["fleetfix.toml", "inventory.yaml"]
-    listed = run("--config", "site/fleetfix.toml", "inventory", "list", "--output", "json", cwd=tmp_path)
+    listed = cli.run("--config", "site/fleetfix.toml", "inventory", "list", "--output", "json")
     assert listed.returncode == 0, listed.stderr
     hosts = json.loads(listed.stdout)["hosts"]
     assert {host["role"] for host in hosts} == {"endpoint", "rras", "ca"}
 
 
-def test_init_refuses_to_overwrite_and_changes_nothing(tmp_path: Path) -> None:
+def test_init_refuses_to_overwrite_and_changes_nothing(cli: Cli, tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "inventory.yaml").write_text("mine\n")
-    result = run("init", "site", "--output", "json", cwd=tmp_path)
+    result = cli.run("init", "site", "--output", "json")
     assert result.returncode == 2
     error = json.loads(result.stdout)["error"]
     assert error["file"].endswith("inventory.yaml")
@@ -65,18 +50,18 @@ def test_init_refuses_to_overwrite_and_changes_nothing(tmp_path: Path) -> None:
     assert not (site / "fleetfix.toml").exists()
 
 
-def test_config_error_is_one_line_with_file_and_line(tmp_path: Path) -> None:
+def test_config_error_is_one_line_with_file_and_line(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "fleetfix.toml").write_text('data_dir = "x"\nbogus = 1\n')
-    result = run("inventory", "list", cwd=tmp_path)
+    result = cli.run("inventory", "list")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert re.search(r"fleetfix\.toml:2: bogus: unknown setting", lines[0])
 
 
-def test_json_mode_prints_only_json_on_stdout_for_errors(tmp_path: Path) -> None:
+def test_json_mode_prints_only_json_on_stdout_for_errors(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "fleetfix.toml").write_text('log_level = "LOUD"\n')
-    result = run("inventory", "list", "--output", "json", cwd=tmp_path)
+    result = cli.run("inventory", "list", "--output", "json")
     assert result.returncode == 2
     document = json.loads(result.stdout)
     assert document["error"]["kind"] == "config"
@@ -103,5 +88,5 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one() -> Non
 @pytest.mark.parametrize(
     "args", [["--help"], ["inventory", "--help"], ["creds", "--help"], ["audit", "--help"]]
 )
-def test_help_needs_no_config(tmp_path: Path, args: list[str]) -> None:
-    assert run(*args, cwd=tmp_path).returncode == 0
+def test_help_needs_no_config(cli: Cli, tmp_path: Path, args: list[str]) -> None:
+    assert cli.run(*args).returncode == 0

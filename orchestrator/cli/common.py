@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.config import Settings, load_settings
-from orchestrator.errors import FleetfixError, InputError, SelectorError
+from orchestrator.errors import AuditChainError, FleetfixError, InputError, SelectorError
 from orchestrator.logs import redact
 
 log = logging.getLogger("fleetfix.cli")
@@ -82,6 +82,19 @@ def app_state(ctx: typer.Context) -> AppState:
     return state
 
 
+def record_audit(
+    ctx: typer.Context, action: str, target: str, details: dict[str, object] | None = None
+) -> None:
+    """Append an entry to the store's audit log for a change a command made (names, never secrets).
+
+    The store is imported here, not at module level, so commands that never audit start fast.
+    """
+    from orchestrator import store  # noqa: PLC0415
+
+    with store.open_store(app_state(ctx).settings) as opened:
+        store.append_audit(opened.engine, store.local_actor(), action, target, details)
+
+
 def emit_json(document: object) -> None:
     """Write one JSON document to stdout. Keys keep their insertion order; the schema is documented."""
     sys.stdout.write(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n")
@@ -99,7 +112,11 @@ def render_table(title: str | None, columns: Sequence[str], rows: Iterable[Seque
 
 
 def _report_error(exc: FleetfixError, output: OutputFormat) -> ExitCode:
-    code = ExitCode.BAD_INPUT if isinstance(exc, InputError) else ExitCode.ERROR
+    code = ExitCode.ERROR
+    if isinstance(exc, InputError):
+        code = ExitCode.BAD_INPUT
+    elif isinstance(exc, AuditChainError):
+        code = ExitCode.FINDINGS  # a broken chain is a finding about the store, not a crash
     # Redacted in case a library's message carried a revealed secret; escaped so it is not markup.
     stderr.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True, highlight=False)
     if isinstance(exc, SelectorError):

@@ -11,7 +11,15 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.common import OutputFormat, OutputOption, app_state, command, emit_json, render_table
+from orchestrator.cli.common import (
+    OutputFormat,
+    OutputOption,
+    app_state,
+    command,
+    emit_json,
+    record_audit,
+    render_table,
+)
 from orchestrator.cli.common import stderr as err_console
 from orchestrator.cli.common import stdout as out_console
 from orchestrator.credentials.secret import Secret
@@ -77,6 +85,7 @@ def set_command(
     user = _username(username, interactive)
     secret = _secret_from_prompt(name) if interactive else _secret_from_stdin()
     info = _vault(ctx).set(name, user, secret)
+    record_audit(ctx, "creds.set", info.reference, {"username": info.username})
     if output is OutputFormat.json:
         emit_json(info.to_dict())
     else:
@@ -116,6 +125,7 @@ def delete_command(ctx: typer.Context, name: NameArgument, output: OutputOption 
     check_name(name)
     if not _vault(ctx).delete(name):
         raise InputError(f"no credential vault:{name} to delete", field="NAME")
+    record_audit(ctx, "creds.delete", f"vault:{name}")
     if output is OutputFormat.json:
         emit_json({"name": name, "reference": f"vault:{name}", "deleted": True})
     else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from textwrap import dedent
 from typing import Any
@@ -12,23 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.clirun import Cli
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = ROOT / "examples" / "inventory.yaml"
-FLEETFIX = str(Path(sys.executable).with_name("fleetfix"))
 HOST_KEYS = ["name", "role", "address", "winrm", "credential", "groups", "tags", "vars"]
-
-
-def run(*args: str, cwd: Path, columns: int = 80) -> subprocess.CompletedProcess[str]:
-    # A clean environment: no FLEETFIX_* from the developer's shell, and a throwaway home.
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(cwd),
-        "XDG_DATA_HOME": str(cwd / "xdg"),
-        "COLUMNS": str(columns),
-    }
-    return subprocess.run(
-        [FLEETFIX, *args], check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 def listed(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
@@ -55,7 +42,7 @@ def example_tags(name: str, raw: dict[str, Any]) -> dict[str, str]:
     return tags
 
 
-def test_limit_selects_exactly_the_expected_example_hosts(tmp_path: Path) -> None:
+def test_limit_selects_exactly_the_expected_example_hosts(cli: Cli, tmp_path: Path) -> None:
     raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     expected = sorted(
         name
@@ -65,9 +52,7 @@ def test_limit_selects_exactly_the_expected_example_hosts(tmp_path: Path) -> Non
     assert 0 < len(expected) < len(raw["hosts"])
 
     limit = "role:endpoint and not tag:ring=canary"
-    result = run(
-        "inventory", "list", "--inventory", str(EXAMPLE), "--limit", limit, "--output", "json", cwd=tmp_path
-    )
+    result = cli.run("inventory", "list", "--inventory", str(EXAMPLE), "--limit", limit, "--output", "json")
     hosts = listed(result)
     assert [host["name"] for host in hosts] == expected
     for host in hosts:
@@ -77,8 +62,8 @@ def test_limit_selects_exactly_the_expected_example_hosts(tmp_path: Path) -> Non
         assert host["tags"] == example_tags(host["name"], raw)
 
 
-def test_json_output_shape_of_one_host(tmp_path: Path) -> None:
-    result = run("inventory", "list", "-i", str(EXAMPLE), "--limit", "vpn-ams-01", "-o", "json", cwd=tmp_path)
+def test_json_output_shape_of_one_host(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run("inventory", "list", "-i", str(EXAMPLE), "--limit", "vpn-ams-01", "-o", "json")
     (host,) = listed(result)
     assert host == {
         "name": "vpn-ams-01",
@@ -104,8 +89,8 @@ def test_json_output_shape_of_one_host(tmp_path: Path) -> None:
     }
 
 
-def test_table_output_lists_every_example_host(tmp_path: Path) -> None:
-    result = run("inventory", "list", "--inventory", str(EXAMPLE), cwd=tmp_path, columns=250)
+def test_table_output_lists_every_example_host(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run("inventory", "list", "--inventory", str(EXAMPLE), env={"COLUMNS": "250"})
     assert result.returncode == 0, result.stderr
     raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     assert f"{len(raw['hosts'])} hosts" in result.stdout
@@ -113,33 +98,31 @@ def test_table_output_lists_every_example_host(tmp_path: Path) -> None:
         assert name in result.stdout
 
 
-def test_inventory_paths_come_from_the_config_unless_given(tmp_path: Path) -> None:
+def test_inventory_paths_come_from_the_config_unless_given(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "fleetfix.toml").write_text('inventory = ["hosts.yaml"]\n', encoding="utf-8")
     (tmp_path / "site" / "hosts.yaml").write_text(
         "defaults: {credential: vault:x}\nhosts:\n  from-config: {role: ca, address: ca.corp}\n",
         encoding="utf-8",
     )
-    from_config = run("--config", "site/fleetfix.toml", "inventory", "list", "-o", "json", cwd=tmp_path)
+    from_config = cli.run("--config", "site/fleetfix.toml", "inventory", "list", "-o", "json")
     assert [host["name"] for host in listed(from_config)] == ["from-config"]
     config = ("--config", "site/fleetfix.toml")
-    overridden = run(
-        *config, "inventory", "list", "-i", str(EXAMPLE), "-l", "role:ca", "-o", "json", cwd=tmp_path
-    )
+    overridden = cli.run(*config, "inventory", "list", "-i", str(EXAMPLE), "-l", "role:ca", "-o", "json")
     assert [host["name"] for host in listed(overridden)] == ["ca-issuing-01"]
 
 
-def test_several_inventory_files_are_merged(tmp_path: Path) -> None:
+def test_several_inventory_files_are_merged(cli: Cli, tmp_path: Path) -> None:
     extra = tmp_path / "lab.yaml"
     lab_host = "{role: endpoint, address: 127.0.0.1, credential: env:LAB, winrm: {username: lab}}"
     extra.write_text(f"hosts:\n  lab-01: {lab_host}\n", encoding="utf-8")
     files = ("-i", str(EXAMPLE), "-i", str(extra))
-    result = run("inventory", "list", *files, "-l", "address:127.*", "-o", "json", cwd=tmp_path)
+    result = cli.run("inventory", "list", *files, "-l", "address:127.*", "-o", "json")
     assert [(host["name"], host["credential"]) for host in listed(result)] == [("lab-01", "env:LAB")]
 
 
-def test_no_inventory_anywhere_is_bad_input(tmp_path: Path) -> None:
-    result = run("inventory", "list", "--output", "json", cwd=tmp_path)
+def test_no_inventory_anywhere_is_bad_input(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run("inventory", "list", "--output", "json")
     assert result.returncode == 2
     assert "set `inventory` in fleetfix.toml or pass --inventory" in result.stderr
     assert json.loads(result.stdout)["error"]["field"] == "inventory"
@@ -162,12 +145,12 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_malformed_inventory_is_one_line_with_file_and_line(tmp_path: Path, case: str) -> None:
+def test_malformed_inventory_is_one_line_with_file_and_line(cli: Cli, tmp_path: Path, case: str) -> None:
     text, line, field = MALFORMED[case]
     path = tmp_path / f"{case}.yaml"
     path.write_text(dedent(text), encoding="utf-8")
 
-    human = run("inventory", "list", "--inventory", str(path), cwd=tmp_path)
+    human = cli.run("inventory", "list", "--inventory", str(path))
     assert human.returncode == 2
     lines = human.stderr.strip().splitlines()
     assert len(lines) == 1, human.stderr
@@ -175,7 +158,7 @@ def test_malformed_inventory_is_one_line_with_file_and_line(tmp_path: Path, case
     if field is not None:
         assert f":{line}: {field}: " in lines[0]
 
-    scripted = run("inventory", "list", "--inventory", str(path), "--output", "json", cwd=tmp_path)
+    scripted = cli.run("inventory", "list", "--inventory", str(path), "--output", "json")
     assert scripted.returncode == 2
     error = json.loads(scripted.stdout)["error"]
     assert (error["kind"], error["file"], error["line"], error["field"]) == (
@@ -186,9 +169,9 @@ def test_malformed_inventory_is_one_line_with_file_and_line(tmp_path: Path, case
     )
 
 
-def test_bad_selector_exits_2_and_points_at_the_token(tmp_path: Path) -> None:
+def test_bad_selector_exits_2_and_points_at_the_token(cli: Cli, tmp_path: Path) -> None:
     expression = "role:endpoint and site:ams"
-    human = run("inventory", "list", "-i", str(EXAMPLE), "--limit", expression, cwd=tmp_path)
+    human = cli.run("inventory", "list", "-i", str(EXAMPLE), "--limit", expression)
     assert human.returncode == 2
     first, shown, caret = human.stderr.rstrip("\n").splitlines()
     assert "unknown selector prefix 'site:'" in first
@@ -196,33 +179,23 @@ def test_bad_selector_exits_2_and_points_at_the_token(tmp_path: Path) -> None:
     assert shown == f"  {expression}"
     assert caret == "  " + " " * 18 + "^"
 
-    scripted = run("inventory", "list", "-i", str(EXAMPLE), "--limit", expression, "-o", "json", cwd=tmp_path)
+    scripted = cli.run("inventory", "list", "-i", str(EXAMPLE), "--limit", expression, "-o", "json")
     assert scripted.returncode == 2
     error = json.loads(scripted.stdout)["error"]
     assert (error["kind"], error["column"], error["expression"]) == ("selector", 19, expression)
 
 
-def test_selector_is_checked_before_the_inventory_is_read(tmp_path: Path) -> None:
-    result = run(
-        "inventory", "list", "-i", str(tmp_path / "missing.yaml"), "--limit", "(", "-o", "json", cwd=tmp_path
-    )
+def test_selector_is_checked_before_the_inventory_is_read(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run("inventory", "list", "-i", str(tmp_path / "missing.yaml"), "--limit", "(", "-o", "json")
     assert result.returncode == 2
     assert json.loads(result.stdout)["error"]["kind"] == "selector"
 
 
-def test_empty_selection_is_not_an_error(tmp_path: Path) -> None:
-    result = run(
-        "inventory",
-        "list",
-        "-i",
-        str(EXAMPLE),
-        "--limit",
-        "role:ca and role:rras",
-        "-o",
-        "json",
-        cwd=tmp_path,
+def test_empty_selection_is_not_an_error(cli: Cli, tmp_path: Path) -> None:
+    result = cli.run(
+        "inventory", "list", "-i", str(EXAMPLE), "--limit", "role:ca and role:rras", "-o", "json"
     )
     assert listed(result) == []
-    table = run("inventory", "list", "-i", str(EXAMPLE), "--limit", "nothing-like-this", cwd=tmp_path)
+    table = cli.run("inventory", "list", "-i", str(EXAMPLE), "--limit", "nothing-like-this")
     assert table.returncode == 0
     assert "no hosts match" in table.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,8 +11,7 @@ import pytest
 
 from orchestrator.credentials.masterkey import MasterKeySource, generate_master_key
 from orchestrator.credentials.vault import Vault
-
-FLEETFIX = str(Path(sys.executable).with_name("fleetfix"))
+from tests.clirun import Cli
 
 RunFleetfix = Callable[..., subprocess.CompletedProcess[str]]
 MakeVault = Callable[..., Vault]
@@ -44,32 +42,12 @@ def key_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for the console script: every place fleetfix could write points into tmp_path."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path / "home"),
-        "XDG_DATA_HOME": str(tmp_path / "xdg"),
-        "FLEETFIX_DATA_DIR": str(tmp_path / "data"),
-    }
+def cli_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The shared console-script environment, with the data directory at ``tmp_path/data``."""
+    return {**cli_env, "FLEETFIX_DATA_DIR": str(tmp_path / "data")}
 
 
 @pytest.fixture
-def run_fleetfix(tmp_path: Path, cli_env: dict[str, str]) -> RunFleetfix:
+def run_fleetfix(cli: Cli) -> RunFleetfix:
     """Run ``fleetfix ARGS`` with ``stdin`` text (not a terminal) and extra environment."""
-
-    def run(
-        *args: str, stdin: str = "", env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [FLEETFIX, *args],
-            input=stdin,
-            cwd=tmp_path,
-            env={**cli_env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    return run
+    return cli.run

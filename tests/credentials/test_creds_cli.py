@@ -15,8 +15,9 @@ import pytest
 
 from orchestrator.credentials.masterkey import MasterKeySource, generate_master_key
 from orchestrator.credentials.vault import Vault
+from tests.clirun import FLEETFIX
 
-from .conftest import FLEETFIX, RunFleetfix
+from .conftest import RunFleetfix
 
 SECRET = "Cli-Sup3r-Secret!"
 
@@ -259,3 +260,15 @@ def test_interactive_set_prompts_hidden_twice_until_they_match(
     assert SECRET not in transcript  # hidden input: the terminal never echoed it
     assert '"reference": "vault:web01"' in transcript
     assert '"username": "CONTOSO\\\\svc"' in transcript
+
+
+def test_set_and_delete_are_audited_by_name_only(run_fleetfix: RunFleetfix) -> None:
+    assert run_fleetfix("creds", "set", "rras-admin", "-u", "CORP\\svc", stdin=SECRET).returncode == 0
+    assert run_fleetfix("creds", "delete", "rras-admin").returncode == 0
+    shown = run_fleetfix("audit", "show", "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    actions = [(entry["action"], entry["target"]) for entry in json.loads(shown.stdout)["entries"]]
+    assert ("creds.set", "vault:rras-admin") in actions
+    assert ("creds.delete", "vault:rras-admin") in actions
+    assert SECRET not in shown.stdout
+    assert run_fleetfix("audit", "verify").returncode == 0

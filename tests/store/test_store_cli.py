@@ -5,52 +5,24 @@ from __future__ import annotations
 import getpass
 import json
 import socket
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import update
 
 from orchestrator.store import AuditLogRow, append_audit, create_store_engine, head_revision
+from tests.clirun import Cli
 
-FLEETFIX = str(Path(sys.executable).with_name("fleetfix"))
 
-
-class Cli:
-    """Runs ``fleetfix`` with a private home, data directory and store."""
-
-    def __init__(self, tmp_path: Path, store_url: str):
-        self.cwd = tmp_path
-        self.env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path / "home"),
-            "XDG_DATA_HOME": str(tmp_path / "xdg"),
-            "FLEETFIX_DATA_DIR": str(tmp_path / "data"),
-            "FLEETFIX_STORE_URL": store_url,
-        }
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [FLEETFIX, *args],
-            check=False,
-            cwd=self.cwd,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        result = self.run(*args, "--output", "json")
-        assert result.returncode == code, result.stderr
-        return json.loads(result.stdout)
+def store_cli(tmp_path: Path, cli_env: dict[str, str], store_url: str) -> Cli:
+    """The console-script runner with a private data directory and the given store."""
+    env = {**cli_env, "FLEETFIX_DATA_DIR": str(tmp_path / "data"), "FLEETFIX_STORE_URL": store_url}
+    return Cli(tmp_path, env)
 
 
 @pytest.fixture
-def cli(tmp_path: Path, db_url: str) -> Cli:
-    return Cli(tmp_path, db_url)
+def cli(tmp_path: Path, cli_env: dict[str, str], db_url: str) -> Cli:
+    return store_cli(tmp_path, cli_env, db_url)
 
 
 def test_db_current_and_upgrade(cli: Cli, db_url: str) -> None:
@@ -119,20 +91,26 @@ def test_audit_show_lists_entries_written_by_the_cli(cli: Cli) -> None:
     assert "db.upgrade" in table.stdout
 
 
-def test_sqlite_store_is_created_on_first_use(tmp_path: Path, sqlite_url: str) -> None:
-    result = Cli(tmp_path, sqlite_url).json("audit", "verify")
+def test_sqlite_store_is_created_on_first_use(
+    tmp_path: Path, cli_env: dict[str, str], sqlite_url: str
+) -> None:
+    result = store_cli(tmp_path, cli_env, sqlite_url).json("audit", "verify")
     assert result["intact"] is True
     assert result["entries_verified"] == 0
 
 
-def test_postgres_behind_is_an_error_naming_the_fix(tmp_path: Path, postgresql_url: str) -> None:
-    error = Cli(tmp_path, postgresql_url).json("audit", "verify", code=3)["error"]
+def test_postgres_behind_is_an_error_naming_the_fix(
+    tmp_path: Path, cli_env: dict[str, str], postgresql_url: str
+) -> None:
+    error = store_cli(tmp_path, cli_env, postgresql_url).json("audit", "verify", code=3)["error"]
     assert error["kind"] == "store"
     assert "fleetfix db upgrade" in error["message"]
 
 
-def test_unreachable_store_exits_3_without_showing_the_password(tmp_path: Path) -> None:
-    cli = Cli(tmp_path, "postgresql+psycopg://fleet:hunter2-secret@127.0.0.1:1/fleetfix")
+def test_unreachable_store_exits_3_without_showing_the_password(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    cli = store_cli(tmp_path, cli_env, "postgresql+psycopg://fleet:hunter2-secret@127.0.0.1:1/fleetfix")
     for args in (("db", "current"), ("db", "upgrade"), ("audit", "verify"), ("audit", "show")):
         result = cli.run(*args, "--output", "json")
         assert result.returncode == 3, args
@@ -141,7 +119,11 @@ def test_unreachable_store_exits_3_without_showing_the_password(tmp_path: Path) 
         assert "fleet:***@127.0.0.1:1" in result.stderr
 
 
-def test_malformed_expected_head_is_bad_input(tmp_path: Path, sqlite_url: str) -> None:
-    result = Cli(tmp_path, sqlite_url).run("audit", "verify", "--expect-head", "nope", "--output", "json")
+def test_malformed_expected_head_is_bad_input(
+    tmp_path: Path, cli_env: dict[str, str], sqlite_url: str
+) -> None:
+    result = store_cli(tmp_path, cli_env, sqlite_url).run(
+        "audit", "verify", "--expect-head", "nope", "--output", "json"
+    )
     assert result.returncode == 2
     assert json.loads(result.stdout)["error"]["field"] == "--expect-head"
