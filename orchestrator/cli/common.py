@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +55,14 @@ OutputOption = Annotated[
     ),
 ]
 
-stdout = Console(soft_wrap=True)
+def _console_width() -> int | None:
+    """Rich's own width on a terminal; piped output (a log, `| less -S`) is not folded to 80 columns."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return 200
+
+
+stdout = Console(soft_wrap=True, width=_console_width())
 stderr = Console(stderr=True, soft_wrap=True)
 
 
