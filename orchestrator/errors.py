@@ -137,13 +137,17 @@ class TransportError(FleetfixError):
 
     kind = "transport"
 
-    def __init__(self, message: str, *, host: str | None = None):
+    def __init__(self, message: str, *, host: str | None = None, request_id: str | None = None):
         self.host = host
+        # The service's own id for the failed request (Graph's request-id), for support tickets.
+        self.request_id = request_id
         super().__init__(f"{host}: {message}" if host else message)
 
     def to_dict(self) -> dict[str, object]:
         data = super().to_dict()
         data["host"] = self.host
+        if self.request_id is not None:
+            data["request_id"] = self.request_id
         return data
 
 
@@ -166,12 +170,64 @@ class ProtocolError(TransportError):
 class ThrottledError(TransportError):
     kind = "throttled"
 
-    def __init__(self, message: str, *, host: str | None = None, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ):
         self.retry_after = retry_after
+        super().__init__(message, host=host, request_id=request_id)
+
+
+class TLSError(TransportError):
+    """The TLS handshake failed: untrusted or mismatched certificate, or no common protocol."""
+
+    kind = "tls_failed"
+
+
+class ForbiddenError(TransportError):
+    """Authenticated, but not allowed (Graph 403: the app lacks a role or scope)."""
+
+    kind = "forbidden"
+
+
+class NotFoundError(TransportError):
+    """The remote object does not exist (Graph 404, an Intune device or profile id that is gone)."""
+
+    kind = "not_found"
+
+
+class ServiceError(TransportError):
+    """The remote service failed on its side (5xx after retries)."""
+
+    kind = "service_error"
+
+
+class ScriptFailedError(TransportError):
+    """A PowerShell script stopped with a terminating error; carries the error record's text."""
+
+    kind = "script_failed"
+
+    def __init__(self, message: str, *, host: str | None = None, error_record: str | None = None):
+        self.error_record = error_record
         super().__init__(message, host=host)
+
+    def to_dict(self) -> dict[str, object]:
+        data = super().to_dict()
+        data["error_record"] = self.error_record
+        return data
 
 
 class BadOutputError(TransportError):
     """A probe or action printed something that does not match its schema."""
 
     kind = "bad_output"
+
+
+class OutputTooLargeError(BadOutputError):
+    """A script printed more than the transport's output cap."""
+
+    kind = "output_too_large"
