@@ -166,6 +166,10 @@ async def _cancel_all_tasks() -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    # A cancelled accept or handler closes its transport, which only schedules the socket's
+    # close; let those callbacks run before the loop stops.
+    for _ in range(3):
+        await asyncio.sleep(0)
 
 
 class LabProcess:

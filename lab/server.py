@@ -21,6 +21,7 @@ import random
 import resource
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,7 +180,7 @@ class Listener:
     ssl_context: ssl.SSLContext | None
     _server: asyncio.Server | None = None
     _placeholder: socket.socket | None = None
-    _connections: set[asyncio.StreamWriter] = field(default_factory=set)
+    _connections: set[asyncio.BaseTransport] = field(default_factory=set)
 
     @property
     def tls(self) -> bool:
@@ -203,29 +204,34 @@ class Listener:
         self.port = sock.getsockname()[1]
         # A hanging host accepts TCP but never starts TLS either.
         tls = None if self.runtime.config.faults.hang else self.ssl_context
-        self._server = await asyncio.start_server(self._serve, sock=sock, ssl=tls, limit=64 * 1024)
+        self._server = await asyncio.get_running_loop().create_server(
+            self._protocol, sock=sock, ssl=tls, ssl_handshake_timeout=10 if tls else None
+        )
+
+    def _protocol(self) -> asyncio.Protocol:
+        return _TrackedStreamProtocol(asyncio.StreamReader(limit=64 * 1024), self._serve, self._connections)
 
     async def down(self) -> None:
         """Stop listening and hold the port with a bound, non-listening socket (refused)."""
         if self._server is not None:
             self._server.close()
             self._server = None
-        for writer in list(self._connections):
-            writer.transport.abort()
+        self.drop_connections()
         self._placeholder = _bound_socket(self.address, self.port)
 
-    async def close(self) -> None:
+    def stop_listening(self) -> None:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for writer in list(self._connections):
-            writer.transport.abort()
         if self._placeholder is not None:
             self._placeholder.close()
             self._placeholder = None
 
+    def drop_connections(self) -> None:
+        for transport in list(self._connections):
+            transport.close()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._connections.add(writer)
         sock = writer.get_extra_info("socket")
         if sock is not None:  # headers and body go out in separate writes: no Nagle stalls
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -237,7 +243,6 @@ class Listener:
         except (ConnectionError, ssl.SSLError, TimeoutError):
             pass
         finally:
-            self._connections.discard(writer)
             writer.transport.abort()
 
     async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -255,6 +260,41 @@ class Listener:
             writer.write(render_response(exc.status, headers=[("Connection", "close")]))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
+
+
+async def _loop_turns(count: int = 3) -> None:
+    """Let already scheduled callbacks run (accepts in flight, the socket close a transport.close()
+    only schedules)."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+class _TrackedStreamProtocol(asyncio.StreamReaderProtocol):
+    """A stream protocol that registers its transport from ``connection_made`` on.
+
+    Tracking starts here, not in the handler task: a connection accepted just before the lab
+    stops has a handler task that never runs, and only this registration lets the stop close it.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        registry: set[asyncio.BaseTransport],
+    ) -> None:
+        super().__init__(reader, handler)
+        self._registry = registry
+        self._tracked: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._tracked = transport
+        self._registry.add(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._tracked is not None:
+            self._registry.discard(self._tracked)
+        super().connection_lost(exc)
 
 
 async def _swallow(reader: asyncio.StreamReader) -> None:
@@ -347,8 +387,14 @@ class FleetServer:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        # An accept already under way fails on a closed server (Python 3.11 then leaks its socket):
+        # let those finish first; their connections are tracked from then on and closed below.
+        await _loop_turns()
         for listener in self._listeners:
-            await listener.close()
+            listener.stop_listening()
+        for listener in self._listeners:
+            listener.drop_connections()
+        await _loop_turns()
         for runtime in self.hosts.values():
             runtime.service.drop_shells()
         self._listeners.clear()
