@@ -8,12 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from pypsrp.exceptions import AuthenticationError
-from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.exceptions import AuthenticationError, WSManFaultError
+from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool, RunspacePoolState
 
 from lab import Account, FleetConfig, HostConfig, Lab
 from lab.config import LAB_PASSWORD, LAB_USERNAME
-from lab.wsman.faults import ERROR_WSMAN_OPERATION_TIMEDOUT
+from lab.wsman.faults import (
+    ERROR_WSMAN_ACTION_NOT_SUPPORTED,
+    ERROR_WSMAN_OPERATION_TIMEDOUT,
+    ERROR_WSMAN_UNEXPECTED_SELECTORS,
+)
 from tests.lab.support import Captured, run, script_with_id, shipped_script, start_lab, wsman
 
 ECHO = shipped_script("diag.echo")
@@ -175,6 +179,27 @@ def test_several_pipelines_on_one_pool_and_is_alive(lab: Lab, pool: RunspacePool
     assert pool.is_alive() is True
     assert lab.drop_shells("EP-STRICT") == 1  # WinRM restarted on the host
     assert pool.is_alive() is False
+
+
+def test_commands_on_a_vanished_shell_get_the_windows_fault(lab: Lab) -> None:
+    client = wsman(lab.info.endpoint("EP-OPEN"), tls=False)
+    with client:
+        pool = RunspacePool(client)
+        pool.open()
+        lab.drop_shells("EP-OPEN")
+        with pytest.raises(WSManFaultError) as caught:
+            run(pool, ECHO, Value="too late")
+        assert caught.value.code == ERROR_WSMAN_UNEXPECTED_SELECTORS
+        assert "because the shell was not found on the server" in caught.value.message
+
+
+def test_unsupported_action_fault(lab: Lab) -> None:
+    client = wsman(lab.info.endpoint("EP-OPEN"), tls=False)
+    with client, RunspacePool(client) as pool:
+        with pytest.raises(WSManFaultError) as caught:
+            pool.disconnect()  # disconnected sessions are not simulated
+        assert caught.value.code == ERROR_WSMAN_ACTION_NOT_SUPPORTED
+        pool.state = RunspacePoolState.OPENED  # pypsrp marked it disconnecting; close it normally
 
 
 def test_pool_close_deletes_the_shell(lab: Lab) -> None:
