@@ -25,7 +25,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import spnego.exceptions
 from cryptography.hazmat.primitives.serialization import Encoding
+from pypsrp.exceptions import WinRMError
 
 from lab.auth import NTLM_ACCOUNTS, Authenticated, Challenge, ConnectionAuth
 from lab.config import FleetConfig, HostConfig
@@ -142,7 +144,10 @@ class HostRuntime:
             if outcome.encryption is None:
                 return render_response(400)
             boundary = content_type.split('boundary="', 1)[-1].split('"', 1)[0]
-            payload = outcome.encryption.unwrap_message(request.body, boundary)
+            try:
+                payload = outcome.encryption.unwrap_message(request.body, boundary)
+            except (WinRMError, spnego.exceptions.SpnegoError, ValueError, IndexError):
+                return render_response(400)  # not a message sealed for this logon
         elif not tls and not self.config.allow_unencrypted:
             return render_response(401)  # AllowUnencrypted=false: plaintext SOAP over HTTP is refused
         else:
@@ -167,6 +172,9 @@ class HostRuntime:
             reply = await self.service.handle(request, user, client_ip)
         except WSManFault as fault:
             return 500, render_fault(fault, message_id, self.state.fqdn)
+        except Exception as exc:  # a lab bug: answer like a failing WinRM provider, keep serving
+            log.exception("%s failed on a request", self.state.name)
+            return 500, render_fault(faults.internal_error(exc), message_id, self.state.fqdn)
         return 200, render_envelope(reply.action, message_id, reply.body)
 
 

@@ -20,6 +20,7 @@ ERROR_WSMAN_INVALID_XML = 2150858819
 ERROR_WSMAN_UNEXPECTED_SELECTORS = 2150858843  # 0x8033805B: pypsrp's is_alive() reads it as "gone"
 ERROR_WSMAN_QUOTA_MAX_SHELLS = 2150859173
 ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED = 2150858824
+ERROR_WSMAN_PROVIDER_FAILURE = 2150858755
 
 _SHELL_PROVIDER = ("Shell provider", "%systemroot%\\system32\\WsmSvc.dll")
 _FAULT_DETAIL = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/"
@@ -166,4 +167,16 @@ def envelope_too_large(limit_bytes: int) -> WSManFault:
         reason=text,
         message=f"{text}The maximum is {limit_bytes} bytes. ",
         fault_detail=_FAULT_DETAIL + "MaxEnvelopeSize",
+    )
+
+
+def internal_error(exc: Exception) -> WSManFault:
+    """A failure inside the lab itself, reported as a failing WS-Management provider."""
+    text = "The WS-Management service cannot process the request. The service provider failed. "
+    return WSManFault(
+        code=ERROR_WSMAN_PROVIDER_FAILURE,
+        subcode="w:InternalError",
+        reason=text,
+        message=f"{text}{type(exc).__name__}: {exc} ",
+        sender=False,
     )

@@ -291,3 +291,26 @@ def test_stop_a_running_pipeline(pool: RunspacePool) -> None:
     ps.stop()
     assert ps.state == PSInvocationState.STOPPED
     assert echo(pool, "after stop")["value"] == "after stop"
+
+
+def test_garbage_in_an_encrypted_session_is_a_bad_request(lab: Lab) -> None:
+    client = wsman(lab.info.endpoint("EP-STRICT"), auth="ntlm", tls=False)
+    with client:
+        RunspacePool(client).open()
+        session = client.transport.session
+        assert session is not None
+        response = session.post(
+            client.transport.endpoint,
+            data=b"--Encrypted Boundary\r\n\tContent-Type: x\r\n\tOriginalContent: type=a;Length=3\r\n"
+            b"--Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n\x10\x00\x00\x00garbage",
+            headers={
+                "Content-Type": 'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";'
+                'boundary="Encrypted Boundary"'
+            },
+            timeout=5,
+        )
+        assert response.status_code == 400
+    # The RC4 sealing state of that logon is spent, but the host keeps serving new sessions.
+    fresh = wsman(lab.info.endpoint("EP-STRICT"), auth="ntlm", tls=False)
+    with fresh, RunspacePool(fresh) as pool:
+        assert echo(pool, "still serving")["value"] == "still serving"

@@ -22,6 +22,7 @@ from lab.pki import LabCA
 from lab.psjson import to_json
 from lab.psrp import PoolSession, pipeline_id_of
 from lab.scripts import ScriptRegistry, command_term, default_registry, parse_script_id
+from lab.server import HostRuntime
 from lab.state import HostState
 from lab.wsman import faults
 from lab.wsman.envelope import parse_duration, parse_request, render_fault, render_response
@@ -327,3 +328,20 @@ def test_numbered_fleet_on_own_addresses() -> None:
     assert fleet.hosts[0].address == "127.1.0.1"
     assert fleet.hosts[299].address == "127.1.1.44"
     assert {(h.http_port, h.https_port) for h in fleet.hosts} == {(5985, 5986)}
+
+
+def test_runtime_answers_lab_bugs_and_huge_envelopes_with_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = HostRuntime(HostConfig(name="EP-1"), default_registry(), "seed")
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("handler bug")
+
+    monkeypatch.setattr(runtime.service, "handle", broken)
+    status, body = asyncio.run(runtime.wsman(REQUEST.replace(b"TIMEOUT", b"PT1S"), "fleetfix", "127.0.0.1"))
+    assert status == 500
+    assert b'Code="2150858755"' in body
+    assert b"RuntimeError: handler bug" in body
+    assert b"<a:RelatesTo>uuid:1</a:RelatesTo>" in body
+    status, body = asyncio.run(runtime.wsman(b" " * (600 * 1024), "fleetfix", "127.0.0.1"))
+    assert status == 500
+    assert f'Code="{faults.ERROR_WSMAN_MAX_ENVELOPE_SIZE_EXCEEDED}"'.encode() in body
