@@ -33,7 +33,7 @@ from typing import Any, Self, TypeVar
 
 from lab.config import FleetConfig
 from lab.scripts import ScriptRegistry, default_registry
-from lab.server import FleetServer, LabInfo
+from lab.server import FleetServer, HostRuntime, LabInfo
 from lab.state import Change, HostState
 
 T = TypeVar("T")
@@ -125,30 +125,31 @@ class Lab:
 
     # -- inspection and out-of-band control ----------------------------------------------------
 
+    def _runtime(self, host: str) -> HostRuntime:
+        if self._server is None:
+            raise RuntimeError("the lab is not running")
+        return self._server.runtime(host)
+
     def state(self, host: str) -> HostState:
-        """The live state of a host (read it; change it only through handlers or ``control``)."""
-        assert self._server is not None, "the lab is not running"
-        return self._server.runtime(host).state
+        """The live state of a host (read it; change it only through handlers)."""
+        return self._runtime(host).state
 
     def changes(self, host: str) -> list[Change]:
         return self.state(host).change_log()
 
     def stats(self, host: str) -> dict[str, int]:
         """Requests by action and faults by code (``fault:<code>``) the host has answered."""
-        assert self._server is not None, "the lab is not running"
-        return dict(self._server.runtime(host).service.stats)
+        return dict(self._runtime(host).service.stats)
 
     def shell_count(self, host: str) -> int:
-        assert self._server is not None, "the lab is not running"
-        return len(self._server.runtime(host).service.shells)
+        return len(self._runtime(host).service.shells)
 
     def drop_shells(self, host: str) -> int:
         """Forget a host's shells, as restarting its WinRM service does (``is_alive`` turns False)."""
-        assert self._server is not None, "the lab is not running"
-        server = self._server
+        service = self._runtime(host).service
 
-        async def drop() -> int:
-            return server.runtime(host).service.drop_shells()
+        async def drop() -> int:  # on the lab's loop: shells are only touched there
+            return service.drop_shells()
 
         return self._call(drop(), 10.0)
 
