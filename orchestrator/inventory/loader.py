@@ -149,15 +149,26 @@ def _parse_file(document: YamlDocument) -> _ParsedFile:
         groups=tuple(_Placed(layer, document, ("groups", name)) for name, layer in spec.groups.items()),
         hosts=tuple(_Placed(entry, document, ("hosts", name)) for name, entry in spec.hosts.items()),
     )
-    _check_ca_bundles([parsed.defaults, *parsed.groups, *parsed.hosts])
+    _check_winrm_files([parsed.defaults, *parsed.groups, *parsed.hosts])
     return parsed
 
 
-def _check_ca_bundles(layers: Iterable[_Placed[Any]]) -> None:
+_WINRM_FILES = {
+    "ca_bundle": "CA bundle",
+    "client_certificate": "client certificate",
+    "client_key": "client key",
+}
+
+
+def _check_winrm_files(layers: Iterable[_Placed[Any]]) -> None:
     for placed in layers:
         winrm = placed.layer.winrm
-        if winrm is not None and winrm.ca_bundle is not None and not winrm.ca_bundle.is_file():
-            raise placed.error(f"CA bundle file not found: {winrm.ca_bundle}", "winrm", "ca_bundle")
+        if winrm is None:
+            continue
+        for key, what in _WINRM_FILES.items():
+            path = getattr(winrm, key)
+            if path is not None and not path.is_file():
+                raise placed.error(f"{what} file not found: {path}", "winrm", key)
 
 
 def _unique(kind: str, placed: Iterable[_Placed[_L]]) -> dict[str, _Placed[_L]]:

@@ -203,6 +203,10 @@ class WinRMSettings(FrozenModel):
     username: str | None = Field(default=None, min_length=1, description="needed with env: credentials")
     ca_bundle: Path | None = Field(default=None, description="PEM bundle to validate the listener's TLS")
     cert_validation: bool = True
+    client_certificate: Path | None = Field(default=None, description="PEM certificate for auth: certificate")
+    client_key: Path | None = Field(
+        default=None, description="PEM private key of client_certificate; the credential holds its passphrase"
+    )
     connection_timeout: Seconds = 10.0
     # The server holds a Receive open for operation_timeout; the HTTP read must wait longer than that.
     operation_timeout: Seconds = 20.0
@@ -210,7 +214,7 @@ class WinRMSettings(FrozenModel):
     configuration_name: str = Field(default="Microsoft.PowerShell", description="JEA endpoints use their own")
     allow_unencrypted: bool = Field(default=False, description="permit Basic auth over plain http")
 
-    @field_validator("ca_bundle")
+    @field_validator("ca_bundle", "client_certificate", "client_key")
     @classmethod
     def _relative_to_base(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         base = info.context.get(BASE_DIR) if info.context else None
@@ -238,6 +242,9 @@ class WinRMSettings(FrozenModel):
             )
         if plain_http and self.auth is WinRMAuth.CERTIFICATE:
             raise field_error("auth", "certificate auth needs transport: https")
+        certificate_files = (self.client_certificate, self.client_key)
+        if self.auth is WinRMAuth.CERTIFICATE and None in certificate_files:
+            raise field_error("auth", "certificate auth needs client_certificate and client_key")
         if self.read_timeout <= self.operation_timeout:
             raise field_error(
                 "read_timeout",

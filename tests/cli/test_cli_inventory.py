@@ -76,6 +76,8 @@ def test_json_output_shape_of_one_host(cli: Cli, tmp_path: Path) -> None:
             "username": None,
             "ca_bundle": None,
             "cert_validation": True,
+            "client_certificate": None,
+            "client_key": None,
             "connection_timeout": 10.0,
             "operation_timeout": 20.0,
             "read_timeout": 30.0,

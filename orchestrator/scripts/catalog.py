@@ -1,0 +1,43 @@
+"""Every script fleetfix ships, by id: kind, parameters and output schema.
+
+Adding a script means three things that the contract tests check together: the ``.ps1`` file in
+this package (header ``# fleetfix-script: <id>``), a :class:`ScriptSpec` here whose parameters
+match the script's ``param()`` block, and a lab handler that prints what the schema accepts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from orchestrator.errors import InputError
+from orchestrator.scripts.schemas import DiagEcho, HostInfo
+from orchestrator.scripts.spec import ParamSpec, ParamType, ScriptKind, ScriptSpec
+
+DIAG_ECHO = ScriptSpec(
+    "diag.echo", ScriptKind.PROBE, DiagEcho, params=(ParamSpec("Value", ParamType.STRING),)
+)
+HOST_INFO = ScriptSpec("host.info", ScriptKind.PROBE, HostInfo)
+
+CATALOG: Mapping[str, ScriptSpec[Any]] = MappingProxyType(
+    {spec.script_id: spec for spec in (DIAG_ECHO, HOST_INFO)}
+)
+
+
+def get_script(script_id: str, *, kind: ScriptKind | None = None) -> ScriptSpec[Any]:
+    """The spec of ``script_id`` (of ``kind``, when given), or InputError naming the known ids."""
+    spec = CATALOG.get(script_id)
+    if spec is not None and (kind is None or spec.kind is kind):
+        return spec
+    what = kind.value if kind is not None else "script"
+    if spec is not None:
+        raise InputError(f"{script_id} is a {spec.kind.value}, not a {what}", field="script")
+    known = sorted(sid for sid, item in CATALOG.items() if kind is None or item.kind is kind)
+    close = difflib.get_close_matches(script_id, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise InputError(f"unknown {what} {script_id!r} (known: {', '.join(known)}){hint}", field="script")
+
+
+__all__ = ["CATALOG", "DIAG_ECHO", "HOST_INFO", "get_script"]
