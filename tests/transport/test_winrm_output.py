@@ -47,7 +47,7 @@ def test_one_valid_document() -> None:
     ],
 )
 def test_bad_output(outputs: list[object], message: str) -> None:
-    with pytest.raises(BadOutputError, match="test.probe") as caught:
+    with pytest.raises(BadOutputError, match=r"test\.probe") as caught:
         parse(DiagEcho, outputs)
     assert message in str(caught.value)
     assert caught.value.host == "ep-0001"

@@ -65,5 +65,5 @@ def test_deadline_counts_from_creation() -> None:
     ],
 )
 def test_policy_refuses_nonsense(bad: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must be|cannot be"):
         TransportPolicy(**bad)  # type: ignore[arg-type]
