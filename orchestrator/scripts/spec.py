@@ -67,7 +67,7 @@ class ParamSpec:
             return value
         if self.type is ParamType.STRING and isinstance(value, str):
             return value
-        raise self._error(f"expected a {self.type.value}, got {type(value).__name__}")
+        raise self._error(f"expected [{self.type.value}], got {type(value).__name__}")
 
     def parse(self, text: str) -> ParamValue:
         """The value a command-line ``NAME=TEXT`` gives this parameter."""
@@ -151,7 +151,7 @@ class ScriptSpec(Generic[Output]):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Invocation(Generic[Output]):
     """A script with checked parameter values, ready to run on any host."""
 
@@ -161,6 +161,10 @@ class Invocation(Generic[Output]):
     @property
     def script_id(self) -> str:
         return self.spec.script_id
+
+    def __repr__(self) -> str:
+        # Names only: a value may be a megabyte long, and reprs end up in logs.
+        return f"Invocation({self.script_id}, params={[name for name, _ in self.params]})"
 
 
 def parse_header(text: str) -> str | None:
