@@ -16,6 +16,7 @@ issue (``token_lifetime_s`` unless set shorter, to expire tokens mid-run), and
 from __future__ import annotations
 
 import base64
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -62,7 +63,7 @@ def _error(status: int, code: str, description: str) -> TokenReply:
     body = {
         "error": code,
         "error_description": f"{description}\r\nTrace ID: {trace}\r\nTimestamp: {stamp}",
-        "error_codes": [int(description[6:13])] if description.startswith("AADSTS") else [],
+        "error_codes": [int(code) for code in re.findall(r"^AADSTS(\d+)", description)],
         "trace_id": trace,
     }
     return TokenReply(status, body)

@@ -175,7 +175,7 @@ class TenantServer:
         self._connections.add(writer)
         try:
             while (request := await asyncio.wait_for(read_request(reader), IDLE_TIMEOUT_S)) is not None:
-                writer.write(await self.respond(request))
+                writer.write(await self._answer(request))
                 await writer.drain()
         except BadRequest as exc:
             writer.write(render_response(exc.status, headers=[("Connection", "close")]))
@@ -184,6 +184,13 @@ class TenantServer:
         finally:
             self._connections.discard(writer)
             writer.transport.abort()
+
+    async def _answer(self, request: HttpRequest) -> bytes:
+        try:
+            return await self.respond(request)
+        except Exception:  # a lab bug must show up as an answer, not as a dropped connection
+            log.exception("tenant failed to answer %s %s", request.method, request.target)
+            return _json(500, {"error": {"code": "InternalServerError", "message": "lab bug, see its log"}})
 
     async def respond(self, request: HttpRequest) -> bytes:
         """The complete HTTP response to one request."""
