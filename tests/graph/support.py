@@ -53,7 +53,11 @@ def make_tenant_config(cert: AppCertificate, **overrides: Any) -> TenantConfig:
     devices = (*numbered_devices(24), Device(id=OLD_WIN11, device_name="EP-OLD", os_version="10.0.22000.318"))
     profiles = (
         NativeVpnProfile(id=NATIVE_ID, routes=(Route(destination_prefix="10.0.0.0", prefix_size=8),)),
-        CustomVpnProfile(id=CUSTOM_ID, profile_xml=PROFILE_XML),
+        CustomVpnProfile(
+            id=CUSTOM_ID,
+            oma_uri="./User/Vendor/MSFT/VPNv2/Contoso%20User%20Tunnel/ProfileXML",
+            profile_xml=PROFILE_XML,
+        ),
     )
     values: dict[str, Any] = {"apps": apps(cert), "devices": devices, "profiles": profiles, "page_size": 10}
     return TenantConfig(**(values | overrides))
