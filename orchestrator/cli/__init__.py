@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import audit, creds, db, init, inventory
+from orchestrator.cli import audit, creds, db, exec_probe, init, inventory
 from orchestrator.cli.common import AppState
 from orchestrator.logs import configure_logging
 
@@ -24,6 +24,7 @@ app.add_typer(creds.app, name="creds")
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.command(name="init")(init.init_command)
+app.command(name="exec-probe")(exec_probe.exec_probe_command)
 
 
 def _print_version(value: bool) -> None:

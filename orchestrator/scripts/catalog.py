@@ -26,20 +26,23 @@ CATALOG: Mapping[str, ScriptSpec[Any]] = MappingProxyType(
 )
 
 
-def get_script(script_id: str, *, kind: ScriptKind | None = None) -> ScriptSpec[Any]:
-    """The spec of ``script_id`` (of ``kind``, when given), or InputError naming the known ids."""
+def get_script(script_id: str, *, kind: ScriptKind | None = None, field: str = "script") -> ScriptSpec[Any]:
+    """The spec of ``script_id`` (of ``kind``, when given), or InputError naming the known ids.
+
+    ``field`` is what the error names as the offending input (a command's argument name).
+    """
     spec = CATALOG.get(script_id)
     if spec is not None and (kind is None or spec.kind is kind):
         return spec
     what = kind.value if kind is not None else "script"
     if spec is not None:
         raise InputError(
-            f"{script_id} is a {spec.kind.value}; only {what}s are accepted here", field="script"
+            f"{script_id} is a {spec.kind.value}; only {what}s are accepted here", field=field
         )
     known = sorted(sid for sid, item in CATALOG.items() if kind is None or item.kind is kind)
     close = difflib.get_close_matches(script_id, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise InputError(f"unknown {what} {script_id!r} (known: {', '.join(known)}){hint}", field="script")
+    raise InputError(f"unknown {what} {script_id!r} (known: {', '.join(known)}){hint}", field=field)
 
 
 __all__ = ["CATALOG", "DIAG_ECHO", "HOST_INFO", "get_script"]
