@@ -71,6 +71,7 @@ class Device(_Frozen):
     model: str = "Virtual Machine"
     manufacturer: str = "Microsoft Corporation"
     compliance_state: str = "compliant"
+    last_sync: str = "2024-05-01T10:00:00Z"
     groups: tuple[str, ...] = Field(default=(), description="Entra group ids the device is a member of")
 
     @property

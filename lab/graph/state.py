@@ -59,7 +59,7 @@ class ManagedDevice:
             "model": device.model,
             "manufacturer": device.manufacturer,
             "enrolledDateTime": "2024-03-01T09:00:00Z",
-            "lastSyncDateTime": "2024-05-01T10:00:00Z",
+            "lastSyncDateTime": device.last_sync,
             "deviceActionResults": [],
         }
 
@@ -135,6 +135,8 @@ class TenantState:
         device.side.deliver_profiles(wanted)
         for profile in wanted:
             self._event(device_id, "deliver", profile.name, profile.version, reason)
+        if reason == "enrolment":
+            return  # the configured lastSyncDateTime stands for that earlier check-in
         stamp = prof.now_text()
         device.json["lastSyncDateTime"] = stamp
         for result in device.json["deviceActionResults"]:

@@ -1,7 +1,9 @@
-"""``fleetfix inventory``: see which hosts fleetfix knows and which ones a ``--limit`` selects.
+"""``fleetfix inventory``: see which hosts fleetfix knows and which ones a ``--limit`` selects, and
+bring in the tenant's managed Windows devices from Intune (``sync-intune``).
 
 The options and :func:`selected_hosts` are meant for every command that works on hosts, so that
-``--inventory`` and ``--limit`` behave the same everywhere.
+``--inventory`` and ``--limit`` behave the same everywhere.  The configured inventory includes the
+hosts synced from Intune; ``--inventory`` replaces both (docs/inventory.md, "Hosts from Intune").
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from orchestrator.cli.common import (
     stderr,
 )
 from orchestrator.errors import InputError
-from orchestrator.inventory import Host, load_inventory, parse_selector, select
+from orchestrator.inventory import Host, Inventory, load_inventory, parse_selector, select
+from orchestrator.inventory.intune import intune_file
 
 app = typer.Typer(help="Inspect the inventory and --limit selections.", no_args_is_help=True)
 
@@ -45,11 +48,22 @@ def inventory_paths(ctx: typer.Context, given: Sequence[Path] | None) -> list[Pa
     if given:
         return list(given)
     configured = app_state(ctx).settings.inventory
-    if not configured:
+    if not configured and _synced_file(ctx) is None:
         raise InputError(
             "no inventory: set `inventory` in fleetfix.toml or pass --inventory PATH", field="inventory"
         )
     return list(configured)
+
+
+def _synced_file(ctx: typer.Context) -> Path | None:
+    path = intune_file(app_state(ctx).settings.data_dir)
+    return path if path.is_file() else None
+
+
+def load_selected_inventory(ctx: typer.Context, inventory: Sequence[Path] | None) -> Inventory:
+    """``--inventory`` files alone, or the configured files plus the hosts synced from Intune."""
+    paths = inventory_paths(ctx, inventory)
+    return load_inventory(paths, intune_file=None if inventory else _synced_file(ctx))
 
 
 def selected_hosts(
@@ -57,7 +71,7 @@ def selected_hosts(
 ) -> tuple[Host, ...]:
     """Load the inventory and apply ``--limit``. The selector is parsed first: a typo fails fast."""
     selector = parse_selector(limit) if limit is not None else None
-    return select(load_inventory(inventory_paths(ctx, inventory)), selector)
+    return select(load_selected_inventory(ctx, inventory), selector)
 
 
 def hosts_document(hosts: Sequence[Host]) -> dict[str, Any]:
@@ -79,6 +93,7 @@ def _table_row(host: Host) -> tuple[str, ...]:
         ", ".join(host.groups),
         _tags_text(host),
         str(host.credential),
+        host.source.value,
     )
 
 
@@ -100,9 +115,20 @@ def list_hosts(
         return
     render_table(
         f"{len(hosts)} host{'s' if len(hosts) != 1 else ''}",
-        ("name", "role", "address", "transport:port", "auth", "groups", "tags", "credential"),
+        ("name", "role", "address", "transport:port", "auth", "groups", "tags", "credential", "source"),
         (_table_row(host) for host in hosts),
     )
 
 
-__all__ = ["InventoryOption", "LimitOption", "app", "hosts_document", "inventory_paths", "selected_hosts"]
+# Registers `inventory sync-intune` on `app`; imported last because it builds on the helpers above.
+from orchestrator.cli import inventory_intune  # noqa: E402, F401
+
+__all__ = [
+    "InventoryOption",
+    "LimitOption",
+    "app",
+    "hosts_document",
+    "inventory_paths",
+    "load_selected_inventory",
+    "selected_hosts",
+]

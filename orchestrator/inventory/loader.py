@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from orchestrator.errors import InventoryError, SourcePosition
+from orchestrator.inventory.intune import merge_intune_hosts
 from orchestrator.inventory.models import (
     BASE_DIR,
     PARTIAL,
@@ -37,9 +38,11 @@ from orchestrator.inventory.models import (
     FrozenModel,
     Group,
     Host,
+    IntuneIds,
     Inventory,
     Name,
     Role,
+    Source,
     Tags,
     Vars,
     WinRMSettings,
@@ -67,6 +70,7 @@ class _HostEntry(_Layer):
     role: Role
     address: Address
     groups: tuple[Name, ...] = ()
+    intune: IntuneIds | None = None
 
 
 class _FileSpec(FrozenModel):
@@ -125,12 +129,22 @@ class _ParsedFile:
 # --- loading ---------------------------------------------------------------------------------------
 
 
-def load_inventory(paths: Sequence[Path]) -> Inventory:
-    """Load, validate and merge inventory files. Raises :class:`InventoryError` on the first problem."""
+def load_inventory(paths: Sequence[Path], *, intune_file: Path | None = None) -> Inventory:
+    """Load, validate and merge inventory files. Raises :class:`InventoryError` on the first problem.
+
+    ``intune_file`` is the file ``fleetfix inventory sync-intune`` writes: its hosts join those of
+    ``paths`` unless a hand-written host is the same machine, which then gains the Intune ids
+    (:func:`orchestrator.inventory.intune.merge_intune_hosts`).  It may use the groups of ``paths``.
+    """
     files = [_parse_file(load_yaml(path, InventoryError)) for path in paths]
     groups = _unique("group", (group for parsed in files for group in parsed.groups))
     _unique("host", (host for parsed in files for host in parsed.hosts))
     hosts = tuple(_build_host(entry, parsed.defaults, groups) for parsed in files for entry in parsed.hosts)
+    if intune_file is not None:
+        synced = _parse_file(load_yaml(intune_file, InventoryError))
+        _unique("host", synced.hosts)
+        from_intune = [_build_host(entry, synced.defaults, groups, Source.INTUNE) for entry in synced.hosts]
+        hosts = merge_intune_hosts(hosts, from_intune)
     return Inventory(hosts=hosts, groups=tuple(_public_group(group) for group in groups.values()))
 
 
@@ -183,7 +197,10 @@ def _unique(kind: str, placed: Iterable[_Placed[_L]]) -> dict[str, _Placed[_L]]:
 
 
 def _build_host(
-    entry: _Placed[_HostEntry], defaults: _Placed[_Layer], groups: Mapping[str, _Placed[_Layer]]
+    entry: _Placed[_HostEntry],
+    defaults: _Placed[_Layer],
+    groups: Mapping[str, _Placed[_Layer]],
+    source: Source = Source.INVENTORY,
 ) -> Host:
     layers: list[_Placed[Any]] = [defaults, *_joined_groups(entry, groups), entry]
     credential = next((p.layer.credential for p in reversed(layers) if p.layer.credential), None)
@@ -202,6 +219,8 @@ def _build_host(
             groups=entry.layer.groups,
             tags=_merged(p.layer.tags for p in layers),
             vars=_merged(p.layer.vars for p in layers),
+            source=source,
+            intune=entry.layer.intune,
         )
     except ValidationError as exc:
         raise _explain_merged(exc.errors()[0], entry.name, layers) from None

@@ -254,6 +254,24 @@ class WinRMSettings(FrozenModel):
         return self
 
 
+class Source(StrEnum):
+    """Where a host came from: a hand-written file, Intune, or a hand-written host Intune also knows."""
+
+    INVENTORY = "inventory"
+    INTUNE = "intune"
+    BOTH = "inventory+intune"
+
+
+class IntuneIds(FrozenModel):
+    """How Intune and Entra know a host; kept so that later actions (sync, profile state) can address it."""
+
+    managed_device_id: str = Field(min_length=1)
+    azure_ad_device_id: str | None = None
+    device_name: str | None = None
+    os_version: str | None = None
+    last_sync: str | None = None
+
+
 class Host(FrozenModel):
     """One machine fleetfix manages. ``credential`` is a reference; the secret never lives here."""
 
@@ -265,6 +283,8 @@ class Host(FrozenModel):
     groups: tuple[Name, ...] = ()
     tags: Tags = Field(default_factory=dict)
     vars: Vars = Field(default_factory=dict)
+    source: Source = Source.INVENTORY
+    intune: IntuneIds | None = None
 
     @model_validator(mode="after")
     def _env_reference_needs_username(self, info: ValidationInfo) -> Host:
@@ -359,9 +379,11 @@ __all__ = [
     "FrozenModel",
     "Group",
     "Host",
+    "IntuneIds",
     "Inventory",
     "Name",
     "Role",
+    "Source",
     "Tags",
     "Transport",
     "Vars",

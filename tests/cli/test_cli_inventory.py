@@ -15,7 +15,7 @@ from tests.clirun import Cli
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = ROOT / "examples" / "inventory.yaml"
-HOST_KEYS = ["name", "role", "address", "winrm", "credential", "groups", "tags", "vars"]
+HOST_KEYS = ["name", "role", "address", "winrm", "credential", "groups", "tags", "vars", "source", "intune"]
 
 
 def listed(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
@@ -88,6 +88,8 @@ def test_json_output_shape_of_one_host(cli: Cli, tmp_path: Path) -> None:
         "groups": ["ams", "servers"],
         "tags": {"owner": "netops", "site": "ams", "tier": "0"},
         "vars": {"public_name": "vpn.ams.example.com"},
+        "source": "inventory",
+        "intune": None,
     }
 
 
