@@ -34,6 +34,12 @@ def test_retried_requests_share_the_time_left() -> None:
     assert 2 * limits.read_s <= 12
 
 
+def test_reconnection_retries_share_the_connect_budget() -> None:
+    # 2 sends x 2 connects each: a host that swallows SYNs gets 4 x 3 s, not 4 x 10 s.
+    limits = request_timeouts(DEFAULTS, 12, attempts=2, connect_attempts=4)
+    assert (limits.connect_s, limits.read_s) == (3, 6)
+
+
 def test_operation_timeout_is_whole_seconds_and_at_least_one() -> None:
     assert request_timeouts(DEFAULTS, 7.9, attempts=1).operation_s == 5
     assert request_timeouts(DEFAULTS, 0.5, attempts=1) == RequestTimeouts(0.5, 0.5, 1)

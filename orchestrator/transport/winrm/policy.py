@@ -11,8 +11,17 @@ the rest):
 * ``deadline_s``: the whole session with one host -- open, every script, close.
 
 Every request gets the smaller of its own timeouts and what is left of the deadline, shared among
-the attempts pypsrp may make for it.  So a host that accepts connections and never answers costs
-at most ``deadline_s`` (plus one reconnection backoff), whatever the per-request settings are.
+the attempts that may be made for it (read-timeout retries of a Receive, reconnection retries of
+a connect).  Nothing is sent once the deadline is spent, and after a connection-level failure the
+pool is not closed remotely.  So one host costs at most::
+
+    deadline_s + the backoff pypsrp sleeps between Receive retries       # 60 + 0.5 s by default
+
+whatever it does -- refuse, swallow SYNs, accept and stay silent, stall TLS, answer every
+long-poll and never finish.  Earlier layers usually end it sooner: a silent listener costs
+``min(read_timeout, deadline_s)`` (30 s with inventory defaults), a stalled TLS handshake
+``min(connection_timeout, deadline_s)``, a refused connection milliseconds.  Closing the pool
+after a *script* failure gets its own ``close_timeout_s``, on a host that still answers.
 """
 
 from __future__ import annotations
@@ -97,16 +106,22 @@ class RequestTimeouts:
     operation_s: int
 
 
-def request_timeouts(settings: WinRMSettings, remaining_s: float, attempts: int) -> RequestTimeouts:
-    """Timeouts of one request that pypsrp may send ``attempts`` times, within ``remaining_s``.
+def request_timeouts(
+    settings: WinRMSettings, remaining_s: float, attempts: int, connect_attempts: int | None = None
+) -> RequestTimeouts:
+    """Timeouts of one request that may be sent ``attempts`` times, within ``remaining_s``.
+
+    ``connect_attempts`` (default ``attempts``) counts the connects those sends may make, urllib3's
+    reconnection retries included: each gets its share, so that even a host that swallows SYNs
+    cannot make the request outlast the deadline.
 
     The operation timeout leaves :data:`OPERATION_MARGIN_S` before the read timeout, so that a
     long-poll is answered by the server before the client gives up; when the deadline is nearly
     spent that margin cannot be kept, and the request ends as a timeout, which it is.
     """
-    share = max(remaining_s, 0.0) / max(attempts, 1)
-    read = min(settings.read_timeout, share)
-    connect = min(settings.connection_timeout, share)
+    remaining = max(remaining_s, 0.0)
+    read = min(settings.read_timeout, remaining / max(attempts, 1))
+    connect = min(settings.connection_timeout, remaining / max(connect_attempts or attempts, 1))
     operation = min(settings.operation_timeout, read - OPERATION_MARGIN_S)
     # WS-Management durations are sent as whole seconds (PT20S), as Windows clients send them.
     return RequestTimeouts(connect, read, max(MIN_OPERATION_TIMEOUT_S, math.floor(operation)))

@@ -108,7 +108,9 @@ class _BoundedWSMan(WSMan):
         remaining = self.deadline.remaining()
         if remaining < MIN_REQUEST_S:
             raise TimedOutError(f"session deadline of {self.deadline.budget_s:g}s spent", host=self.host_name)
-        limits = request_timeouts(self.settings, remaining, retries_on_read_timeout + 1)
+        attempts = retries_on_read_timeout + 1
+        connects = attempts * (self.policy.reconnection_retries + 1)
+        limits = request_timeouts(self.settings, remaining, attempts, connects)
         # pypsrp 0.9.1 reads these per request (``_TransportHTTP._send_request``); passing ``timeout``
         # instead would set connect and read both to OperationTimeout + 2.
         # They are annotated int, but requests takes float seconds.
