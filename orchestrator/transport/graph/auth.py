@@ -61,6 +61,10 @@ class TokenSource(Protocol):
         """Forget the cached token; the next :meth:`token` asks the authority again."""
         ...
 
+    def close(self) -> None:
+        """Release connections (the client closes its token source with itself)."""
+        ...
+
 
 class HttpxForMsal:
     """msal's HTTP client interface over an ``httpx.Client`` that only talks to ``allowed_hosts``."""
@@ -114,6 +118,7 @@ class MsalTokenSource:
         self._credential = credential
         self._scope = scope
         self._host = urlsplit(self._authority).hostname or ""
+        self._client = http
         self._http = HttpxForMsal(http, frozenset({self._host.lower()}))
         self._retry = retry or RetryPolicy(max_attempts=6, base_delay_s=1.0, max_delay_s=16.0)
         self._sleep = sleep
@@ -142,6 +147,9 @@ class MsalTokenSource:
     def invalidate(self) -> None:
         if self._app is not None:
             self._app.remove_tokens_for_client()
+
+    def close(self) -> None:
+        self._client.close()
 
     def _acquire(self) -> Mapping[str, Any]:
         """One msal call with every library exception translated."""

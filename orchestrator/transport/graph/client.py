@@ -311,6 +311,7 @@ class GraphClient:
 
     def close(self) -> None:
         self._http.close()
+        self._tokens.close()
 
 
 def _json_body(response: httpx.Response) -> Any:
