@@ -94,7 +94,7 @@ def graph_client(
     **http: Any,
 ) -> GraphClient:
     return GraphClient(
-        httpx.Client(verify=tls(info), timeout=30, **http),
+        httpx.Client(verify=tls(info), **({"timeout": 30.0} | http)),
         tokens or token_source(info),
         base_url=info.base_url,
         budget=budget,
