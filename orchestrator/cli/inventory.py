@@ -23,11 +23,13 @@ from orchestrator.cli.common import (
     render_table,
     stderr,
 )
+from orchestrator.cli.inventory_intune import sync_intune
 from orchestrator.errors import InputError
 from orchestrator.inventory import Host, Inventory, load_inventory, parse_selector, select
 from orchestrator.inventory.intune import intune_file
 
 app = typer.Typer(help="Inspect the inventory and --limit selections.", no_args_is_help=True)
+app.command("sync-intune")(sync_intune)
 
 LimitOption = Annotated[
     str | None,
@@ -119,9 +121,6 @@ def list_hosts(
         (_table_row(host) for host in hosts),
     )
 
-
-# Registers `inventory sync-intune` on `app`; imported last because it builds on the helpers above.
-from orchestrator.cli import inventory_intune  # noqa: E402, F401
 
 __all__ = [
     "InventoryOption",

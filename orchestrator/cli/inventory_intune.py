@@ -1,5 +1,7 @@
 """``fleetfix inventory sync-intune``: merge the tenant's managed Windows devices into the inventory.
 
+Registered on the ``inventory`` group by :mod:`orchestrator.cli.inventory`.
+
 Lists the devices through Graph (settings ``[graph]``), plans hosts for them
 (:func:`orchestrator.inventory.intune.plan_sync`) and writes the generated inventory file in the
 data directory; ``--dry-run`` only reports.  The Graph client and msal are imported inside the
@@ -23,7 +25,6 @@ from orchestrator.cli.common import (
     render_table,
     stderr,
 )
-from orchestrator.cli.inventory import app
 from orchestrator.config import Settings
 from orchestrator.credentials.reference import parse_reference
 from orchestrator.errors import InputError
@@ -83,7 +84,6 @@ def _document(
     }
 
 
-@app.command("sync-intune")
 @command
 def sync_intune(  # noqa: PLR0917 - typer passes options positionally
     ctx: typer.Context,

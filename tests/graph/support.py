@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,7 @@ def graph_client(
     tokens: MsalTokenSource | None = None,
     budget: RequestBudget | None = None,
     retry: RetryPolicy = FAST_RETRY,
+    sleep: Callable[[float], None] = time.sleep,
     **http: Any,
 ) -> GraphClient:
     return GraphClient(
@@ -99,6 +102,7 @@ def graph_client(
         base_url=info.base_url,
         budget=budget,
         retry=retry,
+        sleep=sleep,
     )
 
 

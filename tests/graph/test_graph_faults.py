@@ -41,8 +41,9 @@ def test_slow_answers_time_out(app_cert: AppCertificate) -> None:
     from tests.graph.support import make_tenant_config  # noqa: PLC0415
 
     with TenantLab(make_tenant_config(app_cert)) as lab:
-        client = intune(lab.info, timeout=httpx.Timeout(5.0, read=0.3))
-        client.graph._tokens.token()  # a token before the tenant slows down
+        tokens = token_source(lab.info)
+        tokens.token()  # a token before the tenant slows down
+        client = intune(lab.info, tokens=tokens, timeout=httpx.Timeout(5.0, read=0.3))
         lab.control.set_faults(Faults(latency_ms=600))
         started = time.monotonic()
         with pytest.raises(TimedOutError, match="ReadTimeout"):
@@ -60,8 +61,12 @@ def test_429_without_retry_after_backs_off(app_cert: AppCertificate) -> None:
     faults = Faults(omit_retry_after=True)
     with TenantLab(make_tenant_config(app_cert, limits=limits, time_scale=0.01, faults=faults)) as lab:
         sleeps: list[float] = []
-        client = IntuneClient(graph_client(lab.info))
-        client.graph._sleep = lambda s: (sleeps.append(s), time.sleep(s))[1]  # type: ignore[method-assign]
+
+        def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            time.sleep(seconds)
+
+        client = IntuneClient(graph_client(lab.info, sleep=sleep))
         for device in ("dev-0001", "dev-0002", "dev-0003", "dev-0004"):
             client.sync_device(device)
         assert client.graph.stats.throttled >= 1

@@ -15,6 +15,7 @@ certificate's SHA-256 thumbprint and chain (``x5t#S256``, ``x5c``).
 
 from __future__ import annotations
 
+import random as _random
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -111,7 +112,7 @@ class MsalTokenSource:
         http: httpx.Client,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        random: Callable[[], float] | None = None,
+        random: Callable[[], float] = _random.random,
     ) -> None:
         self._client_id = client_id
         self._authority = authority.rstrip("/")
@@ -122,7 +123,7 @@ class MsalTokenSource:
         self._http = HttpxForMsal(http, frozenset({self._host.lower()}))
         self._retry = retry or RetryPolicy(max_attempts=6, base_delay_s=1.0, max_delay_s=16.0)
         self._sleep = sleep
-        self._random = random or __import__("random").random
+        self._random = random
         self._app: msal.ConfidentialClientApplication | None = None
         self.requests = 0  # how often the token endpoint was asked (cache misses)
 

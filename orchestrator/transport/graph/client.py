@@ -105,6 +105,10 @@ class GraphStats:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
+    def count_retryable(self, status: int) -> None:
+        """Count a 429 as throttled, a 503/504 as unavailable."""
+        self.add(**{"throttled" if status == 429 else "unavailable": 1})
+
     def as_dict(self) -> dict[str, float]:
         return {key: value for key, value in vars(self).items() if not key.startswith("_")}
 
@@ -198,7 +202,7 @@ class GraphClient:
 
     def _wait_before_retry(self, status: int, headers: Mapping[str, str], attempt: int) -> bool:
         """Count a retryable answer and sleep before the retry; False when retries are used up."""
-        self.stats.add(throttled=1) if status == 429 else self.stats.add(unavailable=1)
+        self.stats.count_retryable(status)
         delay = self._retry.delay(attempt, parse_retry_after(headers.get("Retry-After")), self._random)
         if delay is None:
             return False
@@ -299,7 +303,7 @@ class GraphClient:
             status = int(answer.get("status", 0))
             headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
             if status in RETRYABLE_STATUS:
-                self.stats.add(throttled=1) if status == 429 else self.stats.add(unavailable=1)
+                self.stats.count_retryable(status)
             if item.id in retry_ids:
                 retry.append(item)
                 waits.append(parse_retry_after(headers.get("Retry-After") or headers.get("retry-after")))
