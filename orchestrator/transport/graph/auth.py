@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random as _random
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -125,6 +126,7 @@ class MsalTokenSource:
         self._sleep = sleep
         self._random = random
         self._app: msal.ConfidentialClientApplication | None = None
+        self._app_lock = threading.Lock()  # worker threads share one source: build msal once
         self.requests = 0  # how often the token endpoint was asked (cache misses)
 
     def token(self) -> str:
@@ -169,17 +171,21 @@ class MsalTokenSource:
         return result
 
     def _application(self) -> msal.ConfidentialClientApplication:
-        if self._app is None:
-            self._app = msal.ConfidentialClientApplication(
-                self._client_id,
-                client_credential=self._credential,
-                authority=self._authority,
-                instance_discovery=False,  # else msal asks login.microsoftonline.com about our authority
-                azure_region=False,  # ignore MSAL_FORCE_REGION; never probe the instance metadata service
-                http_client=self._http,
-                token_cache=msal.TokenCache(),
-            )
-        return self._app
+        with self._app_lock:
+            return self._app or self._build()
+
+    def _build(self) -> msal.ConfidentialClientApplication:
+        app = msal.ConfidentialClientApplication(
+            self._client_id,
+            client_credential=self._credential,
+            authority=self._authority,
+            instance_discovery=False,  # else msal asks login.microsoftonline.com about our authority
+            azure_region=False,  # ignore MSAL_FORCE_REGION; never probe the instance metadata service
+            http_client=self._http,
+            token_cache=msal.TokenCache(),
+        )
+        self._app = app
+        return app
 
     def _refusal(self, result: Mapping[str, Any]) -> TransportError:
         code = str(result.get("error") or "no token")
