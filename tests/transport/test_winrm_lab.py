@@ -7,6 +7,7 @@ times are checked only as upper bounds that prove a timeout works, never as perf
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -196,12 +197,17 @@ def test_host_that_accepts_and_never_answers_times_out_at_its_read_timeout(lab: 
     assert elapsed < 3 + 1.5
 
 
-def test_host_that_never_answers_is_bounded_by_the_deadline_whatever_its_timeouts(lab: Lab) -> None:
-    # Inventory defaults (read 30 s, operation 20 s) and pypsrp's retries would wait minutes;
-    # the session deadline cuts every request to what is left of it.
-    error, elapsed = failure(lab, "EP-HANG", TransportPolicy(deadline_s=4))
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https-no-handshake"])
+def test_host_that_never_answers_is_bounded_by_the_deadline_whatever_its_timeouts(
+    lab: Lab, tls: bool
+) -> None:
+    # Inventory defaults (connect 10 s, read 30 s, operation 20 s) and pypsrp's retries would wait
+    # minutes; the session deadline cuts every request to what is left of it.  Over http the
+    # read of the first request is cut to the whole 4 s; over https the stalled handshake runs
+    # under the connect timeout, cut to 2 s (its share next to one reconnection retry).
+    error, elapsed = failure(lab, "EP-HANG", TransportPolicy(deadline_s=4), tls=tls, auth="ntlm")
     assert isinstance(error, TimedOutError)
-    assert 3.5 < elapsed < 4 + 1.5
+    assert (3.5 if not tls else 1.5) < elapsed < 4 + 1.5
 
 
 def test_command_that_never_finishes_is_bounded_by_the_deadline(lab: Lab) -> None:
@@ -339,3 +345,16 @@ def test_run_needs_an_open_session(lab: Lab) -> None:
     unopened = session(lab, "EP-STRICT")
     with pytest.raises(RuntimeError, match="not open"):
         unopened.run(HOST_INFO.bind())
+
+
+@pytest.mark.parametrize(("auth", "tls"), [("basic", True), ("ntlm", False)])
+def test_no_log_record_carries_the_password(
+    lab: Lab, caplog: pytest.LogCaptureFixture, auth: str, tls: bool
+) -> None:
+    # Every logger at DEBUG, pypsrp's and urllib3's included (they log whole messages there).
+    caplog.set_level(logging.DEBUG)
+    echo(lab, "EP-STRICT", "logged", auth=auth, tls=tls)
+    with pytest.raises(AuthFailedError):
+        echo(lab, "EP-AUTHFAIL", auth=auth, tls=tls)
+    assert caplog.records, "DEBUG logging was captured"
+    assert LAB_PASSWORD not in caplog.text

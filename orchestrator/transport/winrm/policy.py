@@ -20,7 +20,8 @@ pool is not closed remotely.  So one host costs at most::
 whatever it does -- refuse, swallow SYNs, accept and stay silent, stall TLS, answer every
 long-poll and never finish.  Earlier layers usually end it sooner: a silent listener costs
 ``min(read_timeout, deadline_s)`` (30 s with inventory defaults), a stalled TLS handshake
-``min(connection_timeout, deadline_s)``, a refused connection milliseconds.  Closing the pool
+``min(connection_timeout, deadline_s / 2)`` (it runs under the connect timeout, shared with one
+reconnection retry), a refused connection milliseconds.  Closing the pool
 after a *script* failure gets its own ``close_timeout_s``, on a host that still answers.
 """
 
