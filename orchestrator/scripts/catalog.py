@@ -36,9 +36,7 @@ def get_script(script_id: str, *, kind: ScriptKind | None = None, field: str = "
         return spec
     what = kind.value if kind is not None else "script"
     if spec is not None:
-        raise InputError(
-            f"{script_id} is a {spec.kind.value}; only {what}s are accepted here", field=field
-        )
+        raise InputError(f"{script_id} is a {spec.kind.value}; only {what}s are accepted here", field=field)
     known = sorted(sid for sid, item in CATALOG.items() if kind is None or item.kind is kind)
     close = difflib.get_close_matches(script_id, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
