@@ -82,6 +82,12 @@ class RedactingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
 
+    def emit(self, record: logging.LogRecord) -> None:
+        # Always the current stderr: a caller that swapped it (a test runner capturing output, a
+        # daemon reopening its streams) must not leave us writing to a closed file.
+        self.stream = sys.stderr
+        super().emit(record)
+
     def handleError(self, record: logging.LogRecord) -> None:
         # The default prints the raw exception chain, which may carry a library's secret-bearing text.
         exc = sys.exc_info()[1]

@@ -55,6 +55,7 @@ OutputOption = Annotated[
     ),
 ]
 
+
 def _console_width() -> int | None:
     """Rich's own width on a terminal; piped output (a log, `| less -S`) is not folded to 80 columns."""
     if sys.stdout.isatty() or os.environ.get("COLUMNS"):
