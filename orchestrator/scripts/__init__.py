@@ -7,7 +7,16 @@
 Pure: nothing here touches the network.
 """
 
-from orchestrator.scripts.catalog import CATALOG, DIAG_ECHO, HOST_INFO, get_script
+from orchestrator.scripts.catalog import (
+    CA_FACTS,
+    CATALOG,
+    DIAG_ECHO,
+    ENDPOINT_FACTS,
+    FACT_PROBES,
+    HOST_INFO,
+    RRAS_FACTS,
+    get_script,
+)
 from orchestrator.scripts.schemas import DiagEcho, HostInfo, ScriptOutput
 from orchestrator.scripts.spec import (
     Invocation,
@@ -24,8 +33,12 @@ from orchestrator.scripts.spec import (
 
 __all__ = [
     "CATALOG",
+    "CA_FACTS",
     "DIAG_ECHO",
+    "ENDPOINT_FACTS",
+    "FACT_PROBES",
     "HOST_INFO",
+    "RRAS_FACTS",
     "DiagEcho",
     "HostInfo",
     "Invocation",

@@ -13,6 +13,10 @@ from types import MappingProxyType
 from typing import Any
 
 from orchestrator.errors import InputError
+from orchestrator.facts.ca import CaFacts
+from orchestrator.facts.endpoint import EndpointFacts
+from orchestrator.facts.rras import RrasFacts
+from orchestrator.inventory.models import Role
 from orchestrator.scripts.schemas import DiagEcho, HostInfo
 from orchestrator.scripts.spec import ParamSpec, ParamType, ScriptKind, ScriptSpec
 
@@ -21,8 +25,23 @@ DIAG_ECHO = ScriptSpec(
 )
 HOST_INFO = ScriptSpec("host.info", ScriptKind.PROBE, HostInfo)
 
+# The fact probes: one per host role, each gathering everything in one session (docs/facts.md).
+ENDPOINT_FACTS = ScriptSpec(
+    "endpoint.facts",
+    ScriptKind.PROBE,
+    EndpointFacts,
+    params=(ParamSpec("EventDays", ParamType.INT), ParamSpec("MaxEvents", ParamType.INT)),
+)
+RRAS_FACTS = ScriptSpec("rras.facts", ScriptKind.PROBE, RrasFacts)
+CA_FACTS = ScriptSpec("ca.facts", ScriptKind.PROBE, CaFacts)
+
+FACT_PROBES: Mapping[Role, ScriptSpec[Any]] = MappingProxyType(
+    {Role.ENDPOINT: ENDPOINT_FACTS, Role.RRAS: RRAS_FACTS, Role.CA: CA_FACTS}
+)
+"""The probe that collects a host's facts, by the host's role."""
+
 CATALOG: Mapping[str, ScriptSpec[Any]] = MappingProxyType(
-    {spec.script_id: spec for spec in (DIAG_ECHO, HOST_INFO)}
+    {spec.script_id: spec for spec in (DIAG_ECHO, HOST_INFO, ENDPOINT_FACTS, RRAS_FACTS, CA_FACTS)}
 )
 
 
@@ -43,4 +62,13 @@ def get_script(script_id: str, *, kind: ScriptKind | None = None, field: str = "
     raise InputError(f"unknown {what} {script_id!r} (known: {', '.join(known)}){hint}", field=field)
 
 
-__all__ = ["CATALOG", "DIAG_ECHO", "HOST_INFO", "get_script"]
+__all__ = [
+    "CATALOG",
+    "CA_FACTS",
+    "DIAG_ECHO",
+    "ENDPOINT_FACTS",
+    "FACT_PROBES",
+    "HOST_INFO",
+    "RRAS_FACTS",
+    "get_script",
+]
