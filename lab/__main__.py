@@ -1,8 +1,14 @@
-"""``python -m lab serve --config fleet.json``: serve a simulated fleet until told to stop.
+"""``python -m lab <command>``: serve a lab until told to stop.
 
-Prints one line ``FLEETFIX-LAB-READY {json}`` (see :meth:`lab.server.LabInfo.to_dict`) once every
-listener is up, then serves until stdin is closed, SIGTERM or Ctrl+C.  The config is a
-:class:`lab.config.FleetConfig` as JSON or YAML.
+* ``serve --config fleet.yaml``: the WinRM fleet of a :class:`lab.config.FleetConfig`; ready line
+  ``FLEETFIX-LAB-READY {json}`` (:meth:`lab.server.LabInfo.to_dict`);
+* ``tenant --config tenant.yaml``: the Intune tenant of a :class:`lab.graph.config.TenantConfig`;
+  ready line ``FLEETFIX-TENANT-READY {json}`` (:meth:`lab.graph.server.TenantInfo.to_dict`);
+* ``estate --scenario NAME|FILE --dir DIR``: a whole scenario (fleet, tenant, CRL server) as
+  ``fleetfix lab up`` runs it; ready line ``FLEETFIX-ESTATE-READY {json}``.
+
+Each serves until stdin closes, SIGTERM or Ctrl+C (``--detached``: signals only).  Configs are JSON
+or YAML.
 """
 
 from __future__ import annotations
@@ -10,61 +16,82 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
-import signal
 import sys
 import tempfile
-import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel
 
 from lab.config import FleetConfig
-from lab.runtime import READY_PREFIX
-from lab.scripts import default_registry
-from lab.server import FleetServer
+from lab.runner import Server, ready_line, serve_until_stopped
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(path: Path, model: type[M]) -> M:
+    """A config model from a JSON or YAML file (by suffix)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return model.model_validate(yaml.safe_load(text))
+    return model.model_validate_json(text)
 
 
 def load_fleet(path: Path) -> FleetConfig:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return FleetConfig.model_validate(yaml.safe_load(text))
-    return FleetConfig.model_validate_json(text)
+    return load_model(path, FleetConfig)
 
 
-async def serve(fleet: FleetConfig, directory: Path) -> None:
-    server = FleetServer(fleet, directory, default_registry())
-    info = await server.start()
-    print(READY_PREFIX + json.dumps(info.to_dict()), flush=True)
-    loop = asyncio.get_running_loop()
-    stopped = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopped.set)
-    # stdin closing (the parent went away or asked us to stop) also ends the lab.  A daemon
-    # thread, not the default executor: asyncio.run() would wait for a blocked read on exit.
-    threading.Thread(target=_wait_for_eof, args=(loop, stopped), daemon=True).start()
-    await stopped.wait()
-    await server.stop()
+def _fleet_server(args: argparse.Namespace) -> tuple[Server[Any], Callable[[Any], str]]:
+    from lab.runtime import READY_PREFIX  # noqa: PLC0415 (each command imports only its own server)
+    from lab.scripts import default_registry  # noqa: PLC0415
+    from lab.server import FleetServer  # noqa: PLC0415
+
+    server = FleetServer(load_fleet(args.config), _directory(args), default_registry())
+    return server, lambda info: ready_line(READY_PREFIX, info.to_dict())
 
 
-def _wait_for_eof(loop: asyncio.AbstractEventLoop, stopped: asyncio.Event) -> None:
-    sys.stdin.read()
-    loop.call_soon_threadsafe(stopped.set)
+def _tenant_server(args: argparse.Namespace) -> tuple[Server[Any], Callable[[Any], str]]:
+    from lab.graph.config import TenantConfig  # noqa: PLC0415
+    from lab.graph.runtime import READY_PREFIX  # noqa: PLC0415
+    from lab.graph.server import TenantServer  # noqa: PLC0415
+
+    server = TenantServer(load_model(args.config, TenantConfig), _directory(args))
+    return server, lambda info: ready_line(READY_PREFIX, info.to_dict())
+
+
+def _directory(args: argparse.Namespace) -> Path:
+    return Path(args.directory) if args.directory else Path(tempfile.mkdtemp(prefix="fleetfix-lab-"))
+
+
+COMMANDS = {"serve": _fleet_server, "tenant": _tenant_server}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m lab", description="fleetfix simulated fleet")
+    commands = root.add_subparsers(dest="command", required=True)
+    served = (("serve", "a WinRM fleet (FleetConfig)"), ("tenant", "an Intune tenant (TenantConfig)"))
+    for name, what in served:
+        sub = commands.add_parser(name, help=f"serve {what} until stdin closes or SIGTERM")
+        sub.add_argument("--config", type=Path, required=True, help="the config as JSON or YAML")
+        _common(sub)
+    return root
+
+
+def _common(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--directory", "--dir", type=Path, help="where to write certificates and state")
+    sub.add_argument("--detached", action="store_true", help="stop on signals only, not when stdin closes")
+    sub.add_argument("--log-level", default="WARNING")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab", description="fleetfix simulated fleet")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="serve a fleet until stdin closes or SIGTERM")
-    serve_parser.add_argument("--config", type=Path, required=True, help="FleetConfig as JSON or YAML")
-    serve_parser.add_argument("--directory", type=Path, help="where to write the CA bundle and host keys")
-    serve_parser.add_argument("--log-level", default="WARNING")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    directory = args.directory or Path(tempfile.mkdtemp(prefix="fleetfix-lab-"))
+    server, announce = COMMANDS[args.command](args)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(load_fleet(args.config), directory))
+        asyncio.run(serve_until_stopped(server, announce, watch_stdin=not args.detached))
     return 0
 
 

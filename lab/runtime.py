@@ -16,41 +16,16 @@ its own GIL.  :class:`Lab` gives direct access to host state and out-of-band con
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
-from collections.abc import Coroutine
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self
 
 from lab.config import FleetConfig
+from lab.runner import ChildProcess, ThreadRunner, WorkDir
 from lab.scripts import ScriptRegistry, default_registry
 from lab.server import FleetServer, HostRuntime, LabInfo
 from lab.state import Change, HostState
 
-T = TypeVar("T")
 READY_PREFIX = "FLEETFIX-LAB-READY "
-
-
-class _Directory:
-    """The lab's working directory: given by the caller (kept) or a temporary one (removed)."""
-
-    def __init__(self, directory: Path | None) -> None:
-        self.owned = directory is None
-        self.path = Path(tempfile.mkdtemp(prefix="fleetfix-lab-")) if directory is None else directory
-        self.path.mkdir(parents=True, exist_ok=True)
-
-    def cleanup(self) -> None:
-        if self.owned:
-            shutil.rmtree(self.path, ignore_errors=True)
 
 
 class Lab:
@@ -65,68 +40,27 @@ class Lab:
         start_timeout_s: float = 120.0,
     ) -> None:
         self.fleet = fleet
-        self._directory = _Directory(directory)
-        self._registry = registry or default_registry()
-        self._start_timeout_s = start_timeout_s
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: FleetServer | None = None
-        self._info: LabInfo | None = None
+        self._directory = WorkDir(directory)
+        self._server = FleetServer(fleet, self._directory.path, registry or default_registry())
+        self._runner = ThreadRunner(self._server, name="fleetfix-lab", start_timeout_s=start_timeout_s)
 
     @property
     def info(self) -> LabInfo:
-        if self._info is None:
-            raise RuntimeError("the lab is not running")
-        return self._info
+        return self._runner.info
 
     def start(self) -> LabInfo:
-        if self._info is not None:
-            return self._info
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="fleetfix-lab", daemon=True)
-        self._thread.start()
-        self._server = FleetServer(self.fleet, self._directory.path, self._registry)
-        try:
-            self._info = self._call(self._server.start(), self._start_timeout_s)
-        except BaseException:
-            self._shutdown_loop()
-            raise
-        return self._info
+        return self._runner.start()
 
     def stop(self) -> None:
-        if self._loop is None:
+        if not self._runner.loop.running:
             return
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                self._call(self._server.stop(), 30.0)
-        self._shutdown_loop()
-        self._info = None
+        self._runner.stop()
         self._directory.cleanup()
-
-    def _shutdown_loop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self._call(_cancel_all_tasks(), 10.0)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10.0)
-        loop.close()
-        self._loop = self._thread = self._server = None
-
-    def _call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise
 
     # -- inspection and out-of-band control ----------------------------------------------------
 
     def _runtime(self, host: str) -> HostRuntime:
-        if self._server is None:
+        if not self._runner.started:
             raise RuntimeError("the lab is not running")
         return self._server.runtime(host)
 
@@ -147,11 +81,7 @@ class Lab:
     def drop_shells(self, host: str) -> int:
         """Forget a host's shells, as restarting its WinRM service does (``is_alive`` turns False)."""
         service = self._runtime(host).service
-
-        async def drop() -> int:  # on the lab's loop: shells are only touched there
-            return service.drop_shells()
-
-        return self._call(drop(), 10.0)
+        return self._runner.loop.run(service.drop_shells, 10.0)  # shells are only touched on the loop
 
     def __enter__(self) -> Self:
         self.start()
@@ -161,18 +91,6 @@ class Lab:
         self.stop()
 
 
-async def _cancel_all_tasks() -> None:
-    current = asyncio.current_task()
-    tasks = [task for task in asyncio.all_tasks() if task is not current]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    # A cancelled accept or handler closes its transport, which only schedules the socket's
-    # close; let those callbacks run before the loop stops.
-    for _ in range(3):
-        await asyncio.sleep(0)
-
-
 class LabProcess:
     """A fleet served by ``python -m lab serve`` in a child process (its own interpreter and GIL)."""
 
@@ -180,9 +98,11 @@ class LabProcess:
         self, fleet: FleetConfig, *, directory: Path | None = None, start_timeout_s: float = 180.0
     ) -> None:
         self.fleet = fleet
-        self._directory = _Directory(directory)
-        self._start_timeout_s = start_timeout_s
-        self._process: subprocess.Popen[str] | None = None
+        self._directory = WorkDir(directory)
+        config_path = self._directory.path / "fleet.json"
+        args = ["serve", "--config", str(config_path), "--directory", str(self._directory.path)]
+        self._child = ChildProcess(args, READY_PREFIX, start_timeout_s=start_timeout_s)
+        self._config_path = config_path
         self._info: LabInfo | None = None
 
     @property
@@ -194,47 +114,16 @@ class LabProcess:
     def start(self) -> LabInfo:
         if self._info is not None:
             return self._info
-        config_path = self._directory.path / "fleet.json"
-        config_path.write_text(self.fleet.model_dump_json(), encoding="utf-8")
-        command = [sys.executable, "-m", "lab", "serve", "--config", str(config_path)]
-        command += ["--directory", str(self._directory.path)]
-        self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_child_env()
-        )
+        self._config_path.write_text(self.fleet.model_dump_json(), encoding="utf-8")
         try:
-            self._info = self._wait_ready(self._process)
+            self._info = LabInfo.from_dict(self._child.start())
         except BaseException:
-            self.stop()
+            self._directory.cleanup()
             raise
         return self._info
 
-    def _wait_ready(self, process: subprocess.Popen[str]) -> LabInfo:
-        assert process.stdout is not None
-        result: list[str] = []
-        reader = threading.Thread(
-            target=lambda: result.append(process.stdout.readline() if process.stdout else "")
-        )
-        reader.start()
-        reader.join(self._start_timeout_s)
-        line = result[0] if result else ""
-        if not line.startswith(READY_PREFIX):
-            raise RuntimeError(f"lab process did not start (exit code {process.poll()}): {line.strip()!r}")
-        return LabInfo.from_dict(json.loads(line[len(READY_PREFIX) :]))
-
     def stop(self) -> None:
-        process = self._process
-        if process is not None:
-            if process.stdin is not None:  # closing stdin is the child's signal to stop cleanly
-                with contextlib.suppress(OSError):
-                    process.stdin.close()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-        self._process = None
+        self._child.stop()
         self._info = None
         self._directory.cleanup()
 
@@ -242,15 +131,5 @@ class LabProcess:
         self.start()
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
-
-
-def _child_env() -> dict[str, str]:
-    # The child must import this very ``lab`` package, wherever the parent found it.
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    return env

@@ -1,7 +1,7 @@
 """A simulated Intune tenant as data: app registrations, managed devices, VPN profiles, limits, faults.
 
 Every model is a frozen pydantic model, so a tenant comes from Python code (tests), from a JSON or
-YAML file (``python -m lab.graph serve --config tenant.yaml``) or travels unchanged to a child
+YAML file (``python -m lab tenant --config tenant.yaml``) or travels unchanged to a child
 process (``TenantConfig.model_dump_json()``).  Secrets here are *lab* material (loopback only); the
 product side never reads them from this file.
 
