@@ -1,12 +1,11 @@
 """The simulated state of one Windows host, and the log of every change made to it.
 
-Handlers read and change a :class:`HostState`.  It holds the few facts this issue needs (name,
-FQDN, role, OS build) and grows by *components*: a later issue adds certificate stores, VPN
-profiles or RRAS settings as small classes and reaches them with ``state.component(VpnProfiles)``,
-without touching this module.
+Handlers read and change a :class:`HostState`.  It holds name, FQDN, role and OS build, and grows
+by *components* (:mod:`lab.windows`): certificate stores, VPN profiles, RRAS settings, a CA are
+small classes a host holds one each of, reached with ``state.find(CertificateStores)``.
 
-Every state-changing handler calls :meth:`HostState.record_change`; ``lab changes`` (a later
-issue) prints that log, and scenario scoring compares it with ground truth.
+Every state-changing handler calls :meth:`HostState.record_change`; ``fleetfix lab changes``
+prints that log.
 """
 
 from __future__ import annotations
@@ -70,6 +69,18 @@ class HostState:
             if kind not in self._components:
                 self._components[kind] = (factory or kind)()
             value: T = self._components[kind]
+            return value
+
+    def put(self, value: T) -> T:
+        """Install a component built elsewhere (the scenario builder); replaces one of its type."""
+        with self._lock:
+            self._components[type(value)] = value
+        return value
+
+    def find(self, kind: type[T]) -> T | None:
+        """The host's component of ``kind``, or ``None`` when it has none (a role without it)."""
+        with self._lock:
+            value: T | None = self._components.get(kind)
             return value
 
     def record_change(self, script_id: str, what: str, before: Any, after: Any) -> Change:

@@ -28,6 +28,7 @@ class DeliveredProfile:
     servers: tuple[str, ...]
     routes: tuple[tuple[str, int], ...]
     split_tunnel: bool
+    profile_xml: str | None = None  # custom profiles: the ProfileXML text Intune delivered
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -58,8 +59,9 @@ class DeviceSide(Protocol):
         """Install or replace these profiles (a check-in); others the device holds stay."""
         ...
 
-    def remove_profile(self, name: str) -> None:
-        """Delete a profile (unassigned, or lost to the KB5008353 bug)."""
+    def remove_profile(self, name: str, *, reason: str) -> None:
+        """Delete a profile: ``"unassigned"`` (Intune removes it and its MDM nodes) or
+        ``"KB5008353"`` (Windows deleted it on an update; Intune's intent stays cached)."""
         ...
 
 
@@ -89,7 +91,7 @@ class InTenantDevice:
             for profile in profiles:
                 self._profiles[profile.name] = profile
 
-    def remove_profile(self, name: str) -> None:
+    def remove_profile(self, name: str, *, reason: str) -> None:
         with self._lock:
             self._profiles.pop(name, None)
 

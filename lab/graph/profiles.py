@@ -222,6 +222,7 @@ def _from_profile_xml(name: str, profile: Mapping[str, Any], xml: str | None) ->
         servers=servers,
         routes=routes,
         split_tunnel=split,
+        profile_xml=xml,
     )
 
 

@@ -113,10 +113,13 @@ class TenantServer:
         config: TenantConfig,
         directory: Path,
         side_factory: Callable[[Device], DeviceSide] | None = None,
+        *,
+        state: TenantState | None = None,
     ) -> None:
         self.config = config
         self.directory = directory
-        self.state = TenantState(config, side_factory)
+        # A scenario builds the tenant state with the estate (devices wired to endpoints) first.
+        self.state = state or TenantState(config, side_factory)
         self.faults = FaultInjector(config.faults, config.seed)
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None

@@ -130,7 +130,7 @@ class TenantState:
         ours = set(self.profiles)
         for name, held in device.side.vpn_profiles().items():
             if held.profile_id in ours and name not in names:
-                device.side.remove_profile(name)
+                device.side.remove_profile(name, reason="unassigned")
                 self._event(device_id, "remove", name, None, "unassigned")
         device.side.deliver_profiles(wanted)
         for profile in wanted:
@@ -173,7 +173,7 @@ class TenantState:
         for device in self.devices.values():
             for name, held in device.side.vpn_profiles().items():
                 if held.profile_id == profile_id and loses_profile_on_update(device.side.os_build):
-                    device.side.remove_profile(name)
+                    device.side.remove_profile(name, reason="KB5008353")
                     self._event(device.id, "remove", name, held.version, "KB5008353")
 
     def device_status(self, device: ManagedDevice, profile_id: str) -> str:
