@@ -97,6 +97,33 @@ def _root(xml: str) -> ElementTree.Element:
     return root
 
 
+@dataclass(frozen=True)
+class RouteText:
+    """A ``Route`` element's values as written, before any validation (checks judge them)."""
+
+    address: str
+    prefix_size: str
+    exclusion: bool
+
+
+def route_texts(xml: str) -> tuple[RouteText, ...]:
+    """Every ``Route`` of a ProfileXML as text, including ones :func:`parse_profile_xml` refuses."""
+    return tuple(
+        RouteText(
+            _text(element, "Address") or "",
+            _text(element, "PrefixSize") or "",
+            (_text(element, "ExclusionRoute") or "false").lower() == "true",
+        )
+        for element in _root(xml).findall("Route")
+    )
+
+
+def profile_text(xml: str, path: str) -> str | None:
+    """The stripped text of the first element at ``path`` (ElementTree syntax), e.g.
+    ``"DeviceTunnel"`` or ``"NativeProfile/DisableIKEv2Fragmentation"``; None when absent."""
+    return _text(_root(xml), path)
+
+
 def parse_profile_xml(xml: str) -> ProfileXml:
     root = _root(xml)
     servers = root.findtext("NativeProfile/Servers") or ""
@@ -139,8 +166,11 @@ def replace_routes(xml: str, routes: tuple[VpnRoute, ...] | list[VpnRoute]) -> s
 __all__ = [
     "ProfileXml",
     "ProfileXmlError",
+    "RouteText",
     "VpnRoute",
     "oma_profile_name",
     "parse_profile_xml",
+    "profile_text",
     "replace_routes",
+    "route_texts",
 ]
