@@ -21,7 +21,7 @@ import random
 import resource
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,9 +99,11 @@ class LabInfo:
 class HostRuntime:
     """A running host: its state, its shell service and what it answers on the wire."""
 
-    def __init__(self, config: HostConfig, registry: ScriptRegistry, seed: str) -> None:
+    def __init__(
+        self, config: HostConfig, registry: ScriptRegistry, seed: str, state: HostState | None = None
+    ) -> None:
         self.config = config
-        self.state = HostState.from_config(config)
+        self.state = state or HostState.from_config(config)
         self.service = HostService(config, self.state, registry)
         self.identity: ServerIdentity | None = None
         self.certificate_der: bytes | None = None
@@ -330,10 +332,21 @@ def _raise_fd_limit(needed: int) -> None:
 class FleetServer:
     """All hosts of a fleet on one event loop.  ``start``/``stop`` must run on that loop."""
 
-    def __init__(self, fleet: FleetConfig, directory: Path, registry: ScriptRegistry) -> None:
+    def __init__(
+        self,
+        fleet: FleetConfig,
+        directory: Path,
+        registry: ScriptRegistry,
+        states: Mapping[str, HostState] | None = None,
+    ) -> None:
+        """``states`` (by lower-case name) are hosts built beforehand, e.g. by a scenario."""
         self.fleet = fleet
         self.directory = directory
-        self.hosts = {host.name.lower(): HostRuntime(host, registry, fleet.seed) for host in fleet.hosts}
+        given = states or {}
+        self.hosts = {
+            host.name.lower(): HostRuntime(host, registry, fleet.seed, given.get(host.name.lower()))
+            for host in fleet.hosts
+        }
         self._listeners: list[Listener] = []
         self._tasks: list[asyncio.Task[None]] = []  # flapping listeners, the idle-shell reaper
         self._accounts = [account for host in fleet.hosts for account in host.accounts]

@@ -82,6 +82,7 @@ class Estate:
     offline_root: CertificationAuthority | None = None
     injected: list[InjectedFault] = field(default_factory=list)
     tenant_name: str = "intune"
+    started_at: datetime.datetime | None = None
     live: bool = False  # set once built: from then on Intune deliveries are logged as changes
 
     def add(self, state: HostState) -> HostState:

@@ -171,7 +171,8 @@ def observe(estate: Estate, endpoint: HostState, now: datetime.datetime) -> dict
         previous = log.last.get(key)
         if previous == outcome.code:
             continue
-        start = now - HISTORY if previous is None else now
+        # The first look writes the history up to now, from six hours before the lab started.
+        start = (estate.started_at or now) - HISTORY if previous is None else now
         for when in _attempts(start, now, outcome):
             events.write(_event(endpoint, name, when, outcome))
         log.last[key] = outcome.code
