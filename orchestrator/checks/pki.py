@@ -11,7 +11,7 @@ from orchestrator.checks.model import CheckSpec, Finding, Severity
 from orchestrator.checks.registry import host_check
 from orchestrator.checks.rrascerts import server_certificate
 from orchestrator.checks.trust import ChainStatus, Revocation, StoreSet, build_chain
-from orchestrator.checks.tunnels import needs_machine_certificate
+from orchestrator.checks.tunnels import needs_machine_certificate, uses_ikev2
 from orchestrator.facts.endpoint import EndpointFacts
 from orchestrator.facts.x509 import CLIENT_AUTH, IKE_INTERMEDIATE, CertView
 from orchestrator.inventory.models import Role
@@ -264,7 +264,7 @@ def _leaves_to_trust(host: str, facts: EndpointFacts, ctx: CheckContext) -> Iter
         device = best([c for c in candidates if c.usable]) or best(candidates)
         if device is not None:
             yield DEVICE_CERT, device.cert
-    for rras_host, rras in ctx.rras_hosts():
+    for rras_host, rras in ctx.rras_hosts() if uses_ikev2(facts) else ():
         server = server_certificate(rras_host, rras, ctx)
         if server is not None:
             yield f"the VPN server certificate of {rras_host}", server.cert

@@ -10,12 +10,11 @@ from orchestrator.checks.context import CheckContext
 from orchestrator.checks.ipsec import as_dict, policy_tuple, server_policy
 from orchestrator.checks.model import CheckSpec, Finding, Severity
 from orchestrator.checks.registry import host_check
-from orchestrator.checks.tunnels import device_tunnels, is_true, xml_flag
+from orchestrator.checks.tunnels import IKEV2_TUNNELS, device_tunnels, is_true, xml_flag
 from orchestrator.facts.endpoint import EndpointFacts
 from orchestrator.inventory.models import Role
 
 ENDPOINT = (Role.ENDPOINT,)
-IKEV2_TUNNELS = frozenset({"ikev2", "automatic"})
 _PROFILE_FIX = "Correct the profile at its source (Intune or the deployment script), then sync the device."
 
 EP_PROF_02 = CheckSpec(

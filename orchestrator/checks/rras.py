@@ -223,19 +223,19 @@ def _duplicate_roots(
     host: str, facts: RrasFacts, configured: CertView, evidence: dict[str, object]
 ) -> Iterator[Finding]:
     stores = StoreSet.from_entries(facts.certificates or ())
-    namesakes = sorted(
-        {root.thumbprint for root in stores.roots if root.cert.subject == configured.cert.subject}
-        | {configured.thumbprint}
-    )
-    if len(namesakes) < 2:
+    namesakes = [root for root in stores.roots if root.cert.subject == configured.cert.subject]
+    # Re-issues of one root (same key) validate the same chains; only different keys are ambiguous.
+    keys = {root.public_key_der for root in [*namesakes, configured]}
+    if len(keys) < 2:
         return
+    thumbprints = sorted({root.thumbprint for root in namesakes} | {configured.thumbprint})
     yield RRAS_AUTH_01.finding(
         host,
         reason="duplicate_root",
         subject="duplicate-roots",
         severity=Severity.MEDIUM,
-        message=f"{len(namesakes)} roots named {configured.subject} in LocalMachine\\Root",
-        evidence={**evidence, "thumbprints": namesakes},
+        message=f"{len(keys)} different roots named {configured.subject} in LocalMachine\\Root",
+        evidence={**evidence, "thumbprints": thumbprints},
         playbook=None,
         advice="Remove the stale root (and the GPO that publishes it; publish roots through the AD "
         "Certification Authorities container), then set the root again and read it back.",

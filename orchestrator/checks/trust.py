@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from orchestrator.facts.common import CertificateEntry
 from orchestrator.facts.x509 import CertView, CrlView, FactsParseError, parse_certificate
 
@@ -82,15 +80,11 @@ def safe_parse(der_b64: str) -> CertView | None:
         return None
 
 
-def _public_key_bytes(cert: CertView) -> bytes:
-    return cert.cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-
-
 def same_ca(a: CertView, b: CertView) -> bool:
     """The same certificate, or a re-issue with the same subject and key (verifies the same children)."""
     if a.thumbprint == b.thumbprint:
         return True
-    return a.cert.subject == b.cert.subject and _public_key_bytes(a) == _public_key_bytes(b)
+    return a.cert.subject == b.cert.subject and a.public_key_der == b.public_key_der
 
 
 def build_chain(leaf: CertView, stores: StoreSet, at: datetime) -> Chain:

@@ -8,6 +8,7 @@ from orchestrator.facts.endpoint import EndpointFacts, VpnConnection
 from orchestrator.transport.graph.profilexml import ProfileXmlError, profile_text
 
 MACHINE_CERTIFICATE = "machinecertificate"
+IKEV2_TUNNELS = frozenset({"ikev2", "automatic"})
 
 
 def uses_machine_certificate(connection: VpnConnection) -> bool:
@@ -52,6 +53,18 @@ def needs_machine_certificate(facts: EndpointFacts) -> bool:
     return bool(device_tunnels(facts)) or any(True for _ in mdm_device_tunnels(facts))
 
 
+def uses_ikev2(facts: EndpointFacts) -> bool:
+    """True when a profile may negotiate IKEv2 (then the VPN server's chain must be trusted), or unknown."""
+    if facts.vpn_connections is None and facts.mdm_vpn_profiles is None:
+        return True
+    local = any((c.tunnel_type or "").casefold() in IKEV2_TUNNELS for c in facts.vpn_connections or ())
+    delivered = any(
+        (xml_flag(p.profile_xml, "NativeProfile/NativeProtocolType") or "").casefold() in IKEV2_TUNNELS
+        for p in facts.mdm_vpn_profiles or ()
+    )
+    return local or delivered
+
+
 def present_profile_names(facts: EndpointFacts) -> set[str] | None:
     """Case-folded names of the VPN connections that exist on the device; None if not collected."""
     if facts.vpn_connections is None and facts.phonebook_entries is None:
@@ -68,6 +81,7 @@ __all__ = [
     "needs_machine_certificate",
     "present_profile_names",
     "uses_eap",
+    "uses_ikev2",
     "uses_machine_certificate",
     "xml_flag",
 ]

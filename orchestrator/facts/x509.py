@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 CLIENT_AUTH = "1.3.6.1.5.5.7.3.2"
@@ -107,6 +108,11 @@ class CertView:
     authority_key_id: bytes | None
     crl_urls: tuple[str, ...]
     cert: x509.Certificate = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def public_key_der(self) -> bytes:
+        """The SubjectPublicKeyInfo, DER: equal for re-issues of a CA certificate with the same key."""
+        return self.cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
     @property
     def self_issued(self) -> bool:
