@@ -119,6 +119,12 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # What a finished run amounts to (a sweep: counts by status and severity, notes), so listing
+    # runs needs no scan of their findings.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
+    # A sweep's facts that belong to no host (the Intune tenant, CRLs fetched over HTTP); with the
+    # hosts' facts in host_results they rebuild the FleetFacts the checks judged.
+    fleet_facts: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
 
     host_results: Mapped[list[HostResult]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
@@ -182,10 +188,18 @@ class Finding(Base):
     host: Mapped[str] = mapped_column(String(255))
     check_id: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text, default="")
     message: Mapped[str] = mapped_column(Text)
+    # What exactly is wrong (a certificate thumbprint, a profile name): part of the fingerprint.
+    subject: Mapped[str] = mapped_column(Text, default="")
+    # Which of the check's documented reasons fired (``evidence["reason"]``, kept as a column so
+    # that findings can be filtered and compared with a scenario's ground truth).
+    reason: Mapped[str | None] = mapped_column(String(64))
     evidence: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
-    error_codes: Mapped[list[int]] = mapped_column(json_type(), default=list)
+    # Windows error codes as Microsoft documents them: "13806", "0x80092013" (JSON: ints read back too).
+    error_codes: Mapped[list[str | int]] = mapped_column(json_type(), default=list)
     playbook: Mapped[str | None] = mapped_column(String(100))
+    advice: Mapped[str | None] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(HASH_LENGTH))
     observed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
