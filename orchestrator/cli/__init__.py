@@ -10,6 +10,7 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.cli import audit, creds, db, exec_probe, init, inventory
+from orchestrator.cli import checks as checks_cli
 from orchestrator.cli.common import AppState
 from orchestrator.logs import configure_logging
 
@@ -23,6 +24,7 @@ app.add_typer(inventory.app, name="inventory")
 app.add_typer(creds.app, name="creds")
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
+app.add_typer(checks_cli.app, name="checks")
 app.command(name="init")(init.init_command)
 app.command(name="exec-probe")(exec_probe.exec_probe_command)
 
