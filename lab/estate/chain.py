@@ -100,6 +100,11 @@ def _parsed(der: bytes) -> tuple[frozenset[int], tuple[str, ...]]:
     return frozenset(entry.serial_number for entry in crl), deltas
 
 
+def revoked_serials(der: bytes) -> frozenset[int]:
+    """The serial numbers a CRL (DER) lists."""
+    return _parsed(der)[0]
+
+
 def _current(crls: CrlSource, url: str, now: datetime.datetime) -> PublishedCrl | None:
     crl = crls(url)
     return crl if crl is not None and crl.this_update <= now < crl.next_update else None
@@ -162,4 +167,5 @@ __all__ = [
     "build",
     "judge",
     "revocation",
+    "revoked_serials",
 ]

@@ -143,6 +143,8 @@ class TunnelLog:
     """The last outcome seen per connection (lower-case name), to write events on change only."""
 
     last: dict[str, int] = field(default_factory=dict)
+    causes: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
+    """What caused each (connection, code) failure that was logged: cause and the host it sits on."""
 
 
 def outcomes(estate: Estate, endpoint: HostState, now: datetime.datetime) -> dict[str, Outcome]:
@@ -176,6 +178,8 @@ def observe(estate: Estate, endpoint: HostState, now: datetime.datetime) -> dict
         for when in _attempts(start, now, outcome):
             events.write(_event(endpoint, name, when, outcome))
         log.last[key] = outcome.code
+        if not outcome.connected:
+            log.causes[key, outcome.code] = (outcome.cause, outcome.cause_host)
     return found
 
 
