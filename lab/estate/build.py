@@ -148,33 +148,40 @@ def _healthy_hosts(
 
 
 class FaultInjector:
-    """Applies a scenario's faults phase by phase, keeping each random pick off already faulty hosts."""
+    """Applies a scenario's faults phase by phase, keeping each random pick off already faulty hosts.
+
+    Hosts are chosen when a fault's phase runs, so eligibility sees the state the fault will meet
+    (``profile-missing`` needs the profile Intune delivered in the phase before).
+    """
 
     def __init__(self, scenario: Scenario, estate: Estate) -> None:
         self.scenario = scenario
         self.estate = estate
         self.taken: set[str] = set()
-        self.picks = self._pick()
 
-    def _pick(self) -> list[tuple[FaultEntry, FaultType, list[str]]]:
-        picks = []
-        for index, entry in enumerate(self.scenario.faults):
-            fault = FAULTS[entry.type]
-            if fault.role == "tenant":
-                picks.append((entry, fault, [TENANT_HOST]))
-                continue
-            rng = random.Random(f"{self.scenario.seed}:faults:{index}")  # noqa: S311 (simulation)
-            candidates = [s.name for s in self.estate.by_role(fault.role) if fault.eligible(s)]
-            chosen = select(entry, candidates, rng, self.taken)
-            self.taken.update(chosen)
-            picks.append((entry, fault, chosen))
-        return picks
+    def _hosts(self, index: int, entry: FaultEntry, fault: FaultType) -> list[str]:
+        if fault.role == "tenant":
+            return [TENANT_HOST]
+        states = sorted(self.estate.by_role(fault.role), key=lambda state: state.name)
+        if entry.hosts:
+            wanted = {name.lower() for name in entry.hosts}
+            unfit = [s.name for s in states if s.name.lower() in wanted and not fault.eligible(s)]
+            if unfit:
+                raise ValueError(
+                    f"{', '.join(unfit)} cannot take {fault.name}: {fault.summary} needs what it lacks"
+                )
+        rng = random.Random(f"{self.scenario.seed}:faults:{index}")  # noqa: S311 (simulation)
+        candidates = [s.name for s in states if fault.eligible(s)]
+        chosen = select(entry, candidates, rng, self.taken)
+        self.taken.update(chosen)
+        return chosen
 
     def run(self, phase: str, tenant: TenantDraft | None = None) -> None:
-        for entry, fault, names in self.picks:
+        for index, entry in enumerate(self.scenario.faults):
+            fault = FAULTS[entry.type]
             if fault.phase != phase:
                 continue
-            for name in names:
+            for name in self._hosts(index, entry, fault):
                 host = None if fault.role == "tenant" else self.estate.host(name)
                 context = FaultContext(self.estate, self.estate.now(), entry.params, host, tenant)
                 subject = fault.apply(context)
@@ -247,6 +254,9 @@ def build_estate(scenario: Scenario, *, cdp_base_url: str, clock: Clock = utc_no
     pki = EnterprisePKI(scenario.seed, cdp_base_url, shape.organization)
     estate = Estate(pki=pki, public_fqdn=shape.public_fqdn, domain=shape.domain, clock=clock)
     estate.offline_root = CertificationAuthority(pki.root, pki, schedule=OFFLINE_ROOT_SCHEDULE)
+    # The foreign PKI publishes its CRLs too (a partner's CDP answers), so a certificate from it
+    # is untrusted here, not unreachable.
+    estate.outside_cas = [CertificationAuthority(ca, pki) for ca in (pki.foreign_root, pki.foreign)]
     plans = _plans(scenario)
     transport = _transport_faults(scenario, plans)
     configs = [(plan, _host_config(scenario, plan, transport.get(plan.name, FaultSpec()))) for plan in plans]

@@ -298,7 +298,8 @@ def _crl_expired(ctx: FaultContext) -> str:
 
 
 def _crl_expiring(ctx: FaultContext) -> str:
-    days = float(ctx.params.get("days_ago", 6.5))
+    # Past its "Next CRL Publish" (no replacement came) and under a day from nextUpdate.
+    days = float(ctx.params.get("days_ago", 7.2))
     return _stall(ctx, datetime.timedelta(days=days))
 
 

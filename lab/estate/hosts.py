@@ -132,7 +132,7 @@ def certification_authority(estate: Estate, config: HostConfig, now: datetime.da
 def publish_initial_crls(estate: Estate, now: datetime.datetime) -> None:
     """The CRLs a CA in service has out: base a day old, delta two hours; the root's a month old."""
     for ca in estate.authorities():
-        if ca.authority.label == "root":
+        if ca.authority.label in ("root", "foreign-root"):
             ca.publish(now - datetime.timedelta(days=30))
             ca.base_stalled = True  # an offline root publishes by hand only
             continue

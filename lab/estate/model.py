@@ -80,6 +80,8 @@ class Estate:
     clock: Clock = utc_now
     hosts: dict[str, HostState] = field(default_factory=dict)
     offline_root: CertificationAuthority | None = None
+    outside_cas: list[CertificationAuthority] = field(default_factory=list)
+    """CAs outside the enterprise (a partner's PKI) whose CRLs the CRL server also serves."""
     injected: list[InjectedFault] = field(default_factory=list)
     tenant_name: str = "intune"
     started_at: datetime.datetime | None = None
@@ -101,9 +103,10 @@ class Estate:
     # -- the CAs and what they publish ------------------------------------------------------------
 
     def authorities(self) -> Iterator[CertificationAuthority]:
-        """Every CA that publishes CRLs: the offline root and each CA host."""
+        """Every CA that publishes CRLs: the offline root, outside CAs and each CA host."""
         if self.offline_root is not None:
             yield self.offline_root
+        yield from self.outside_cas
         for state in self.by_role("ca"):
             ca = state.find(CertificationAuthority)
             if ca is not None:
