@@ -6,6 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from orchestrator.checks.context import CheckContext, CheckOptions
+from orchestrator.checks.correlate import explain_failures
 from orchestrator.checks.model import Finding
 from orchestrator.checks.registry import REGISTRY, CheckRegistry
 from orchestrator.errors import InputError
@@ -24,6 +25,7 @@ def run_checks(
 
     Hosts whose facts are missing (``HostFacts.error``) are skipped by host checks; reporting the
     collection error is the sweep's business.  Duplicate findings (same fingerprint) are kept once.
+    RasClient failures (EP-EVT-01) name the other findings that explain them (``explained_by``).
     """
     if only is not None:
         unknown = sorted(set(only) - {spec.id for spec in registry.specs()})
@@ -36,9 +38,8 @@ def run_checks(
             continue
         for finding in check.run(ctx):
             found.setdefault(finding.fingerprint, finding)
-    return tuple(
-        sorted(found.values(), key=lambda f: (f.severity.rank, f.host.casefold(), f.check_id, f.subject))
-    )
+    explained = explain_failures(found.values(), fleet)
+    return tuple(sorted(explained, key=lambda f: (f.severity.rank, f.host.casefold(), f.check_id, f.subject)))
 
 
 __all__ = ["run_checks"]

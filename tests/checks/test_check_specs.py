@@ -23,6 +23,9 @@ def test_spec(case: Case) -> None:
     for item in built.expect:
         if "severity" in item:
             assert severities[(item["check"], item["subject"])] == item["severity"]
+    explained = {f.subject: [e["check_id"] for e in f.evidence.get("explained_by", ())] for f in findings}
+    for subject, check_ids in case.data.get("explained_by", {}).items():
+        assert explained[subject] == check_ids
 
 
 def _expected_items() -> list[dict[str, object]]:
