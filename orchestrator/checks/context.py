@@ -151,11 +151,19 @@ class CheckContext:
                 except ProfileXmlError:
                     continue
 
-    def rras_hosts(self) -> Iterator[tuple[str, RrasFacts]]:
-        return self.fleet.facts_of(RrasFacts)
+    def rras_hosts(self) -> tuple[tuple[str, RrasFacts], ...]:
+        return self._rras
 
-    def endpoints(self) -> Iterator[tuple[str, EndpointFacts]]:
-        return self.fleet.facts_of(EndpointFacts)
+    def endpoints(self) -> tuple[tuple[str, EndpointFacts], ...]:
+        return self._endpoints
+
+    @cached_property
+    def _rras(self) -> tuple[tuple[str, RrasFacts], ...]:
+        return tuple(self.fleet.facts_of(RrasFacts))
+
+    @cached_property
+    def _endpoints(self) -> tuple[tuple[str, EndpointFacts], ...]:
+        return tuple(self.fleet.facts_of(EndpointFacts))
 
 
 def _unique(certs: list[CertView]) -> tuple[CertView, ...]:

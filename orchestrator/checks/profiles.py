@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from orchestrator.checks.context import CheckContext
-from orchestrator.checks.ipsec import as_dict, policy_tuple, server_policy
+from orchestrator.checks.ipsec import Policy, as_dict, policy_tuple, server_policy
 from orchestrator.checks.model import CheckSpec, Finding, Severity
 from orchestrator.checks.registry import host_check
 from orchestrator.checks.tunnels import IKEV2_TUNNELS, device_tunnels, is_true, xml_flag
@@ -87,12 +87,7 @@ def device_tunnel_profile(host: str, facts: EndpointFacts, ctx: CheckContext) ->
 
 @host_check(EP_PROF_03, EndpointFacts)
 def client_ipsec_policy(host: str, facts: EndpointFacts, ctx: CheckContext) -> Iterator[Finding]:
-    servers = {
-        name: server_policy(rras.ikev2_policy)
-        for name, rras in ctx.rras_hosts()
-        if rras.ikev2_policy is not None
-    }
-    custom = {name: policy for name, policy in servers.items() if policy is not None}
+    custom = ctx.memo("rras-custom-policies", lambda: _custom_policies(ctx))
     if not custom:
         return  # servers on Windows' defaults negotiate with any client default
     for connection in facts.vpn_connections or ():
@@ -110,6 +105,13 @@ def client_ipsec_policy(host: str, facts: EndpointFacts, ctx: CheckContext) -> I
             evidence={"connection": connection.name, "client": as_dict(client),
                       "servers": {name: as_dict(policy) for name, policy in sorted(custom.items())}},
         )  # fmt: skip
+
+
+def _custom_policies(ctx: CheckContext) -> dict[str, Policy]:
+    policies = {
+        name: server_policy(rras.ikev2_policy) for name, rras in ctx.rras_hosts() if rras.ikev2_policy
+    }
+    return {name: policy for name, policy in policies.items() if policy is not None}
 
 
 @host_check(EP_PROF_04, EndpointFacts)

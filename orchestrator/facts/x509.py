@@ -17,6 +17,7 @@ import base64
 import binascii
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -39,6 +40,21 @@ NEXT_CRL_PUBLISH = x509.ObjectIdentifier("1.3.6.1.4.1.311.21.4")
 """AD CS puts the time it will publish the next CRL into every CRL (before ``nextUpdate``)."""
 
 _CACHE_SIZE = 4096
+_SIGNATURES_KEPT = 200_000  # verified (signed, signer) pairs remembered; about 20 MB at most
+
+# Whether a signer's key verifies a certificate's or CRL's signature never changes, and a sweep
+# asks the same question many times (every check that builds the same chain), so answers are kept.
+_signatures: dict[tuple[str, str], bool] = {}
+
+
+def _remembered(signed: str, signer: str, verify: Callable[[], bool]) -> bool:
+    key = (signed, signer)
+    known = _signatures.get(key)
+    if known is None:
+        if len(_signatures) >= _SIGNATURES_KEPT:
+            _signatures.clear()
+        known = _signatures[key] = verify()
+    return known
 
 
 class FactsParseError(ValueError):
@@ -147,6 +163,9 @@ class CertView:
             return False
         if self.authority_key_id and issuer.subject_key_id and self.authority_key_id != issuer.subject_key_id:
             return False
+        return _remembered(self.thumbprint, issuer.thumbprint, lambda: self._verified_by(issuer))
+
+    def _verified_by(self, issuer: CertView) -> bool:
         try:
             self.cert.verify_directly_issued_by(issuer.cert)
         except (InvalidSignature, ValueError, TypeError):
@@ -171,6 +190,8 @@ class CrlView:
     """What the checks read from one CRL."""
 
     der: bytes = field(repr=False)
+    fingerprint: str
+    """SHA-1 of the DER, upper-case hex (identifies the CRL like a thumbprint)."""
     issuer: str
     issuer_cn: str | None
     this_update: datetime
@@ -185,6 +206,9 @@ class CrlView:
     def issued_by(self, issuer: CertView) -> bool:
         if self.crl.issuer != issuer.cert.subject:
             return False
+        return _remembered(self.fingerprint, issuer.thumbprint, lambda: self._verified_by(issuer))
+
+    def _verified_by(self, issuer: CertView) -> bool:
         try:
             return self.crl.is_signature_valid(issuer.cert.public_key())  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -256,6 +280,7 @@ def parse_crl(der_b64: str) -> CrlView:
         aki = _extension(extensions, ExtensionOID.AUTHORITY_KEY_IDENTIFIER)
         return CrlView(
             der=der,
+            fingerprint=thumbprint(der),
             issuer=crl.issuer.rfc4514_string(),
             issuer_cn=_common_name(crl.issuer),
             this_update=crl.last_update_utc,
