@@ -62,11 +62,20 @@ def _tenant_server(args: argparse.Namespace) -> tuple[Server[Any], Callable[[Any
     return server, lambda info: ready_line(READY_PREFIX, info.to_dict())
 
 
+def _estate_server(args: argparse.Namespace) -> tuple[Server[Any], Callable[[Any], str]]:
+    from lab.estate.runtime import READY_PREFIX, EstateServer  # noqa: PLC0415
+    from lab.scenarios import load_scenario  # noqa: PLC0415
+
+    scenario = load_scenario(args.scenario, hosts=args.hosts)
+    server = EstateServer(scenario, _directory(args))
+    return server, lambda info: ready_line(READY_PREFIX, info.to_dict())
+
+
 def _directory(args: argparse.Namespace) -> Path:
     return Path(args.directory) if args.directory else Path(tempfile.mkdtemp(prefix="fleetfix-lab-"))
 
 
-COMMANDS = {"serve": _fleet_server, "tenant": _tenant_server}
+COMMANDS = {"serve": _fleet_server, "tenant": _tenant_server, "estate": _estate_server}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,6 +86,10 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=f"serve {what} until stdin closes or SIGTERM")
         sub.add_argument("--config", type=Path, required=True, help="the config as JSON or YAML")
         _common(sub)
+    estate = commands.add_parser("estate", help="serve a scenario: fleet, tenant, CRL server, control API")
+    estate.add_argument("--scenario", required=True, help="built-in scenario name or YAML file")
+    estate.add_argument("--hosts", type=int, help="number of endpoints (overrides the scenario)")
+    _common(estate)
     return root
 
 

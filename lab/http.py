@@ -16,8 +16,10 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 SERVER_HEADER = "Microsoft-HTTPAPI/2.0"
 _REASONS = {
     200: "OK",
+    204: "No Content",
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     411: "Length Required",
