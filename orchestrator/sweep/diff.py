@@ -42,6 +42,20 @@ class Change(StrEnum):
     UNVERIFIED = "unverified"
 
 
+class FindingStatus(StrEnum):
+    """What ``findings list --status`` selects: ``open`` is everything wrong now (new included)."""
+
+    OPEN = "open"
+    NEW = "new"
+    RESOLVED = "resolved"
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        if self is FindingStatus.OPEN:
+            return (Change.NEW, Change.STILL_OPEN)
+        return (Change(self.value),)
+
+
 @dataclass(frozen=True)
 class Coverage:
     """What a sweep saw: the hosts whose facts it collected (case-folded) and whether it saw all
@@ -115,4 +129,4 @@ def diff_findings(
     )
 
 
-__all__ = ["Change", "Coverage", "FindingsDiff", "HasFingerprint", "diff_findings"]
+__all__ = ["Change", "Coverage", "FindingStatus", "FindingsDiff", "HasFingerprint", "diff_findings"]
