@@ -36,8 +36,14 @@ def policy_tuple(policy: IpsecPolicy | Ikev2ServerPolicy) -> Policy:
 
 
 def server_policy(policy: Ikev2ServerPolicy) -> Policy | None:
-    """The server's custom policy, or None when it negotiates Windows' defaults."""
-    return policy_tuple(policy) if policy.custom_policy else None
+    """The server's custom policy, or None when it negotiates Windows' defaults.
+
+    ``custom_policy`` is null when the cmdlet did not report the flag; then any algorithm set
+    means a custom policy (the defaults leave them unset).
+    """
+    values = policy_tuple(policy)
+    custom = policy.custom_policy if policy.custom_policy is not None else any(values)
+    return values if custom else None
 
 
 def as_dict(policy: Policy | None) -> dict[str, str | None] | None:

@@ -101,9 +101,9 @@ def crl_enforcement(host: str, facts: RrasFacts, ctx: CheckContext) -> Iterator[
 @host_check(RRAS_IPSEC_01, RrasFacts)
 def ikev2_crypto(host: str, facts: RrasFacts, ctx: CheckContext) -> Iterator[Finding]:
     policy = facts.ikev2_policy
-    if policy is None or policy.custom_policy is None:
+    if policy is None:
         return
-    if not policy.custom_policy:
+    if server_policy(policy) is None:
         yield RRAS_IPSEC_01.finding(
             host, reason="default_policy", subject="ikev2-policy",
             message="no custom IKEv2 policy: clients negotiate 3DES / SHA-1 / DH group 2",
