@@ -246,7 +246,9 @@ async def serve_until_stopped(
     closed the pipe to ask for a stop.  A detached lab has no parent pipe and watches signals only.
     """
     info = await server.start()
-    print(announce(info), flush=True)
+    line = announce(info)
+    if line:  # a foreground lab may have reported readiness itself
+        print(line, flush=True)
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

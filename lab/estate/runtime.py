@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from lab.config import FaultSpec
 from lab.estate.build import BuiltEstate, build_estate
 from lab.estate.control import ControlApi, change_dict
 from lab.estate.model import Clock, utc_now
@@ -189,11 +190,19 @@ class EstateServer:
             "tenant_url": info.tenant.base_url if info and info.tenant else None,
             "crl_base_url": self.crl.base_url,
             "control_url": info.control_url if info else None,
+            "rss_mb": _rss_mb(),
         }
 
-    def truth(self) -> list[dict[str, Any]]:
+    def truth(self) -> dict[str, Any]:
+        """Every finding a sweep must report, and the hosts a sweep cannot fully reach."""
         built = self.estate_built
-        return [entry.to_dict() for entry in derive_truth(built.estate, built.tenant_state)]
+        entries = [entry.to_dict() for entry in derive_truth(built.estate, built.tenant_state)]
+        transport = {
+            config.name: config.faults.model_dump(exclude_defaults=True)
+            for config in built.fleet.hosts
+            if config.faults != FaultSpec()
+        }
+        return {"truth": entries, "transport_faults": transport}
 
     def changes(self) -> dict[str, list[dict[str, Any]]]:
         hosts = sorted(self.estate_built.estate.hosts.values(), key=lambda state: state.name)
@@ -220,6 +229,18 @@ class EstateServer:
             return Reply(404) if certificate is None else Reply(200, certificate, "application/pkix-cert")
         crl = estate.crl_at(request.target)
         return Reply(404) if crl is None else Reply(200, crl.der, "application/pkix-crl")
+
+
+def _rss_mb() -> float | None:
+    """This process's resident memory (Linux), for the scale figures."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 def _iso(moment: datetime.datetime) -> str:
@@ -253,7 +274,7 @@ class EstateLab:
         """Run ``func`` on the lab's event loop (where state may be read and changed)."""
         return self._runner.loop.run(func, timeout)
 
-    def truth(self) -> list[dict[str, Any]]:
+    def truth(self) -> dict[str, Any]:
         return self.run(self.server.truth)
 
     def changes(self) -> dict[str, list[dict[str, Any]]]:
