@@ -12,6 +12,7 @@ from orchestrator import __version__
 from orchestrator.cli import audit, creds, db, exec_probe, init, inventory
 from orchestrator.cli import checks as checks_cli
 from orchestrator.cli import findings as findings_cli
+from orchestrator.cli import lab as lab_cli
 from orchestrator.cli import sweep as sweep_cli
 from orchestrator.cli.common import AppState
 from orchestrator.logs import configure_logging
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(lab_cli.app, name="lab")
 app.add_typer(creds.app, name="creds")
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
