@@ -18,12 +18,13 @@ from orchestrator.inventory.models import Role
 
 CA = (Role.CA,)
 MIN_OVERLAP = timedelta(hours=1)
+DELTA_SHARE = 0.2
 _PERIODS = {"hours": timedelta(hours=1), "days": timedelta(days=1), "weeks": timedelta(weeks=1),
             "months": timedelta(days=30), "years": timedelta(days=365)}  # fmt: skip
 
 CRL_REASONS = {
     "expired": "nextUpdate has passed: chains that need this CRL fail revocation checks",
-    "expiring": "nextUpdate is closer than the margin (crl_expiry_margin)",
+    "expiring": "nextUpdate is closer than crl_expiry_margin (delta CRLs: or than a fifth of their lifetime)",
     "schedule_overdue": "the CA's 'Next CRL Publish' time has passed and no newer CRL was published",
 }
 CA_CRL_01 = CheckSpec(
@@ -123,12 +124,23 @@ def crl_sources(ctx: CheckContext) -> Iterator[CrlSource]:
         yield CrlSource(_issuer_host(crl, ctx), f"cdp:{fetch.url}", fetch.url, crl)
 
 
+def expiry_margin(crl: CrlView, margin: timedelta) -> timedelta:
+    """The margin for ``crl``: the configured one; for a delta CRL (published daily, valid about a
+    day) at most the last fifth of its lifetime, as pkiview's "Expiring" judges it -- a healthy delta
+    CRL would otherwise always be "expiring"."""
+    if not crl.is_delta or crl.next_update is None:
+        return margin
+    return min(margin, (crl.next_update - crl.this_update) * DELTA_SHARE)
+
+
 def judge_crl(crl: CrlView, ctx: CheckContext) -> tuple[str, Severity] | None:
     """(reason, severity) for a CRL that needs attention at ``ctx.at``; None when it is fine."""
-    at, margin = ctx.at, ctx.options.crl_expiry_margin
+    at = ctx.at
     if crl.next_update is not None and crl.next_update <= at:
         return "expired", Severity.CRITICAL
-    if crl.next_update is not None and crl.next_update - at < margin:
+    if crl.next_update is not None and crl.next_update - at < expiry_margin(
+        crl, ctx.options.crl_expiry_margin
+    ):
         return "expiring", Severity.HIGH
     if crl.next_publish is not None and crl.next_publish <= at:
         return "schedule_overdue", Severity.MEDIUM
