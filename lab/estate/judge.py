@@ -24,6 +24,7 @@ from lab.windows.certstore import CertificateStores, StoredCertificate
 from lab.windows.certsvc import CertificationAuthority
 
 SERVER_EKUS = (SERVER_AUTH, IKE_INTERMEDIATE)
+KnownCas = tuple[list[x509.Certificate], list[x509.Certificate]]
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def selected(items: Sequence[Candidate]) -> Candidate | None:
     return best([c for c in usable if c.trusted]) or best(usable)
 
 
-def known_cas(estate: Estate) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+def known_cas(estate: Estate) -> KnownCas:
     """Every CA certificate any host holds (roots, intermediates), plus the CA hosts' own."""
     roots: dict[bytes, x509.Certificate] = {}
     intermediates: dict[bytes, x509.Certificate] = {}
@@ -210,10 +211,10 @@ def known_cas(estate: Estate) -> tuple[list[x509.Certificate], list[x509.Certifi
 
 
 def missing_cas(
-    leaf: x509.Certificate, stores: CertificateStores, estate: Estate
+    leaf: x509.Certificate, stores: CertificateStores, known: KnownCas
 ) -> list[tuple[str, x509.Certificate]]:
-    """``(store, CA)`` the host lacks to chain ``leaf``, when the fleet's CAs complete the chain."""
-    fleet_roots, fleet_intermediates = known_cas(estate)
+    """``(store, CA)`` the host lacks to chain ``leaf``, when the fleet's CAs (``known``) complete it."""
+    fleet_roots, fleet_intermediates = known
     roots = fleet_roots + [e.certificate for e in stores.certificates("Root")]
     intermediates = fleet_intermediates + [e.certificate for e in stores.certificates("CA")]
     path, status = chain.build(leaf, roots, intermediates)

@@ -86,6 +86,7 @@ class Estate:
     tenant_name: str = "intune"
     started_at: datetime.datetime | None = None
     live: bool = False  # set once built: from then on Intune deliveries are logged as changes
+    _ca_hosts: list[CertificationAuthority] | None = field(default=None, repr=False)
 
     def add(self, state: HostState) -> HostState:
         self.hosts[state.name.lower()] = state
@@ -102,15 +103,14 @@ class Estate:
 
     # -- the CAs and what they publish ------------------------------------------------------------
 
-    def authorities(self) -> Iterator[CertificationAuthority]:
+    def authorities(self) -> list[CertificationAuthority]:
         """Every CA that publishes CRLs: the offline root, outside CAs and each CA host."""
-        if self.offline_root is not None:
-            yield self.offline_root
-        yield from self.outside_cas
-        for state in self.by_role("ca"):
-            ca = state.find(CertificationAuthority)
-            if ca is not None:
-                yield ca
+        found = [self.offline_root] if self.offline_root is not None else []
+        found += self.outside_cas
+        if self._ca_hosts is None:  # hosts never change once built: look them up once
+            found_cas = (state.find(CertificationAuthority) for state in self.by_role("ca"))
+            self._ca_hosts = [ca for ca in found_cas if ca is not None]
+        return found + self._ca_hosts
 
     def refresh_crls(self) -> None:
         """Let every CA run its publication schedule up to now."""
@@ -119,10 +119,9 @@ class Estate:
             ca.refresh(now)
 
     def crl_at(self, url: str) -> PublishedCrl | None:
-        """The CRL a distribution point URL serves right now, or None (404)."""
+        """The CRL a distribution point URL serves (after :meth:`refresh_crls`), or None (404)."""
         path = unquote(urlsplit(url).path)
         file_name = path.rsplit("/", 1)[-1]
-        self.refresh_crls()
         for ca in self.authorities():
             if file_name in ca.cdp:
                 return ca.cdp[file_name]

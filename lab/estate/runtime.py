@@ -227,6 +227,7 @@ class EstateServer:
         if name.endswith(".crt"):
             certificate = estate.ca_certificate_file(name)
             return Reply(404) if certificate is None else Reply(200, certificate, "application/pkix-cert")
+        estate.refresh_crls()
         crl = estate.crl_at(request.target)
         return Reply(404) if crl is None else Reply(200, crl.der, "application/pkix-crl")
 

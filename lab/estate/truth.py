@@ -173,20 +173,31 @@ def _device_certificate(state: HostState, estate: Estate, now: datetime.datetime
     )
 
 
-def _missing_cas(state: HostState, estate: Estate, now: datetime.datetime) -> Iterator[Expected]:
+@dataclass(frozen=True)
+class Fleetwide:
+    """What every endpoint's rules share, computed once per truth run."""
+
+    known: judge.KnownCas
+    servers: tuple[judge.Candidate, ...]
+
+
+def fleetwide(estate: Estate, now: datetime.datetime) -> Fleetwide:
+    servers = [_server_choice(state, estate, now) for state in estate.rras_servers()]
+    return Fleetwide(judge.known_cas(estate), tuple(server for server in servers if server is not None))
+
+
+def _missing_cas(
+    state: HostState, estate: Estate, shared: Fleetwide, now: datetime.datetime
+) -> Iterator[Expected]:
     stores = state.component(CertificateStores)
-    leaves = []
     found = judge.device_candidates(state, estate, now)
     device = judge.best([c for c in found if c.usable]) or judge.best(found)
-    if device is not None:
-        leaves.append(device.certificate)
-    for rras in estate.rras_servers():
-        server = _server_choice(rras, estate, now)
-        if server is not None:
-            leaves.append(server.certificate)
+    leaves = ([device.certificate] if device is not None else []) + [
+        server.certificate for server in shared.servers
+    ]
     seen: set[str] = set()
     for leaf in leaves:
-        for store, ca in judge.missing_cas(leaf, stores, estate):
+        for store, ca in judge.missing_cas(leaf, stores, shared.known):
             subject = f"{store}:{thumbprint(ca)}"
             if subject in seen:
                 continue
@@ -343,14 +354,14 @@ def code_label(code: int) -> str:
 
 
 def endpoint_truth(
-    state: HostState, estate: Estate, tenant: TenantState | None, now: datetime.datetime
+    state: HostState, estate: Estate, tenant: TenantState | None, shared: Fleetwide, now: datetime.datetime
 ) -> list[Expected]:
     outcomes = observe(estate, state, now)
     connected = {name.lower(): outcome.connected for name, outcome in outcomes.items()}
     return [
         *_os(state),
         *_device_certificate(state, estate, now),
-        *_missing_cas(state, estate, now),
+        *_missing_cas(state, estate, shared, now),
         *_route_prefixes(state),
         *_routing_table(state, connected),
         *_profiles_present(state, tenant),
@@ -481,9 +492,10 @@ def expected_findings(estate: Estate, tenant: TenantState | None, now: datetime.
     attribution = Attribution(estate.injected)
     estate.refresh_crls()
     found: list[Expected] = []
+    shared = fleetwide(estate, now)
     for state in sorted(estate.hosts.values(), key=lambda item: item.name):
         if state.role == "endpoint":
-            found += endpoint_truth(state, estate, tenant, now)
+            found += endpoint_truth(state, estate, tenant, shared, now)
         elif state.role == "rras":
             found += [*_server_certificate(state, estate, now), *_accepted_root(state, estate)]
         elif state.role == "ca":

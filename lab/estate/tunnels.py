@@ -167,6 +167,7 @@ def observe(estate: Estate, endpoint: HostState, now: datetime.datetime) -> dict
     """Evaluate the tunnels and write the RasClient events of whatever changed since last time."""
     log = endpoint.component(TunnelLog)
     events = endpoint.component(EventLog)
+    estate.refresh_crls()
     found = outcomes(estate, endpoint, now)
     for name, outcome in found.items():
         key = name.lower()
