@@ -11,6 +11,7 @@ import typer
 from orchestrator import __version__
 from orchestrator.cli import audit, creds, db, exec_probe, init, inventory
 from orchestrator.cli import checks as checks_cli
+from orchestrator.cli import demo as demo_cli
 from orchestrator.cli import findings as findings_cli
 from orchestrator.cli import lab as lab_cli
 from orchestrator.cli import sweep as sweep_cli
@@ -32,6 +33,7 @@ app.add_typer(checks_cli.app, name="checks")
 app.command(name="init")(init.init_command)
 app.command(name="exec-probe")(exec_probe.exec_probe_command)
 app.command(name="sweep")(sweep_cli.sweep_command)
+app.command(name="demo")(demo_cli.demo_command)
 app.add_typer(findings_cli.app, name="findings")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -79,6 +79,7 @@ def run(
     selector: str | None,
     options: CollectOptions,
     progress: bool,
+    environ: Mapping[str, str] | None = None,
 ) -> SweepResult:
     """One sweep with the real edges; also what ``fleetfix demo`` calls."""
     # Imported here: the store, the checks and the transports load only for commands that sweep.
@@ -87,7 +88,7 @@ def run(
 
     _quiet_pypsrp()
     request = SweepRequest(hosts, requested_by=local_actor(), selector=selector, options=options)
-    io = default_io(settings, on_host_done=_Progress(len(hosts)) if progress else None)
+    io = default_io(settings, on_host_done=_Progress(len(hosts)) if progress else None, environ=environ)
     with open_store(settings) as store:
         return run_sweep(store, request, io)
 
@@ -109,11 +110,10 @@ class _Progress:
         self._lock = threading.Lock()
 
     def __call__(self, outcome: HostOutcome) -> None:
-        with self._lock:
+        with self._lock:  # held while printing, so the counts come out in order
             self.done += 1
-            done = self.done
-        if done % self.step == 0 or done == self.total:
-            stderr.print(f"collected {done}/{self.total} hosts", highlight=False)
+            if self.done % self.step == 0 or self.done == self.total:
+                stderr.print(f"collected {self.done}/{self.total} hosts", highlight=False)
 
 
 def render(result: SweepResult) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -188,15 +188,20 @@ def default_io(
     on_host_done: Callable[[HostOutcome], None] | None = None,
     check: Callable[[FleetFacts, datetime], Sequence[Finding]] | None = None,
     crl_policy: CrlFetchPolicy = DEFAULT_CRL_POLICY,
+    environ: Mapping[str, str] | None = None,
 ) -> SweepIO:
-    """WinRM sessions, the configured vault and tenant, httpx for CRLs, the shipped checks."""
-    vault = Vault.from_settings(settings)  # opened (the key read) on first use, once
+    """WinRM sessions, the configured vault and tenant, httpx for CRLs, the shipped checks.
+
+    ``environ`` (default ``os.environ``) is where ``env:`` references and ``FLEETFIX_MASTER_KEY``
+    are read; the demo passes ``{}`` so that a shell's settings cannot point it elsewhere.
+    """
+    vault = Vault.from_settings(settings, environ)  # opened (the key read) on first use, once
 
     def collect(jobs: Sequence[HostJob], resolved: Resolved, options: CollectOptions) -> Outcomes:
         return collect_hosts(jobs, resolved, options, session_factory=winrm_session, on_done=on_host_done)
 
     return SweepIO(
-        resolve=lambda keys: resolve_all(keys, open_vault=lambda: vault),
+        resolve=lambda keys: resolve_all(keys, open_vault=lambda: vault, environ=environ),
         collect=collect,
         tenant=lambda at: read_tenant(settings, vault, at),
         crls=lambda urls: fetch_crls(urls, crl_policy),
