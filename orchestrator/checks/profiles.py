@@ -1,6 +1,6 @@
 """VPN profile checks on the endpoint: device tunnel sanity (EP-PROF-02), client IPsec policy
 against the servers' (EP-PROF-03, cross-host), IKEv2 fragmentation disabled (EP-PROF-04),
-auto-connect switched off by the user (EP-PROF-05)."""
+auto-connect switched off by the user (EP-PROF-05), RegisterDNS on both tunnels (EP-DNS-02)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,14 @@ EP_PROF_04 = CheckSpec(
     error_codes=("809",),
     advice="Set <DisableIKEv2Fragmentation>false</DisableIKEv2Fragmentation> in the ProfileXML and enable "
     "server fragmentation on RRAS (RRAS-FRAG-01).",
+)
+EP_DNS_02 = CheckSpec(
+    id="EP-DNS-02",
+    title="RegisterDNS set on both the device and the user tunnel",
+    severity=Severity.LOW,
+    roles=ENDPOINT,
+    reasons={"register_dns_twice": "both tunnels register the device in DNS (set RegisterDNS on one)"},
+    advice="Remove <RegisterDNS>true</RegisterDNS> from the user tunnel's ProfileXML; keep it on the device tunnel.",
 )
 EP_PROF_05 = CheckSpec(
     id="EP-PROF-05",
@@ -128,6 +136,29 @@ def ikev2_fragmentation(host: str, facts: EndpointFacts, ctx: CheckContext) -> I
             )
 
 
+@host_check(EP_DNS_02, EndpointFacts)
+def register_dns(host: str, facts: EndpointFacts, ctx: CheckContext) -> Iterator[Finding]:
+    registering = sorted(
+        profile.name
+        for profile in facts.mdm_vpn_profiles or ()
+        if is_true(xml_flag(profile.profile_xml, "RegisterDNS"))
+    )
+    tunnels = {
+        is_true(xml_flag(p.profile_xml, "DeviceTunnel"))
+        for p in facts.mdm_vpn_profiles or ()
+        if p.name in registering
+    }
+    if len(registering) < 2 or tunnels != {True, False}:
+        return
+    yield EP_DNS_02.finding(
+        host,
+        reason="register_dns_twice",
+        subject="register-dns",
+        message=f"RegisterDNS is true in {', '.join(registering)}",
+        evidence={"profiles": registering},
+    )
+
+
 @host_check(EP_PROF_05, EndpointFacts)
 def auto_trigger(host: str, facts: EndpointFacts, ctx: CheckContext) -> Iterator[Finding]:
     if facts.rasman is None:
@@ -142,4 +173,4 @@ def auto_trigger(host: str, facts: EndpointFacts, ctx: CheckContext) -> Iterator
         )
 
 
-__all__ = ["EP_PROF_02", "EP_PROF_03", "EP_PROF_04", "EP_PROF_05"]
+__all__ = ["EP_DNS_02", "EP_PROF_02", "EP_PROF_03", "EP_PROF_04", "EP_PROF_05"]
