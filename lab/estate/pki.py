@@ -149,7 +149,8 @@ class EnterprisePKI:
     # -- CAs -----------------------------------------------------------------------------------
 
     def url(self, file_name: str) -> str:
-        return f"{self.cdp_base_url}/CertEnroll/{quote(file_name)}"
+        # AD CS writes "+" (delta CRLs) literally; IIS needs allowDoubleEscaping for it.
+        return f"{self.cdp_base_url}/CertEnroll/{quote(file_name, safe='+')}"
 
     def _identity(
         self, label: str, name: str, certificate: x509.Certificate, *, delta: bool

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 from typing import Any
 
 from lab.estate.build import BuiltEstate
@@ -27,8 +28,6 @@ HANDLERS = {"endpoint": endpoint_facts, "rras": rras_facts, "ca": ca_facts}
 
 
 def _hosts(built: BuiltEstate) -> list[dict[str, Any]]:
-    import json
-
     return [
         {"name": state.name, "role": state.role, "facts": json.loads(to_json(HANDLERS[state.role](state)))}
         for state in sorted(built.estate.hosts.values(), key=lambda item: item.name)
