@@ -57,7 +57,7 @@ EP_DNS_02 = CheckSpec(
     severity=Severity.LOW,
     roles=ENDPOINT,
     reasons={"register_dns_twice": "both tunnels register the device in DNS (set RegisterDNS on one)"},
-    advice="Remove <RegisterDNS>true</RegisterDNS> from the user tunnel's ProfileXML; keep the device tunnel's.",
+    advice="Remove <RegisterDNS>true</RegisterDNS> from the user tunnel's ProfileXML; keep the device's.",
 )
 EP_PROF_05 = CheckSpec(
     id="EP-PROF-05",
