@@ -44,8 +44,13 @@ def _looks_like_server_certificate(cert: CertView, names: tuple[str, ...], adver
 
 
 def server_certificate(host: str, facts: RrasFacts, ctx: CheckContext) -> Candidate | None:
-    """The certificate IKEv2 clients will see: usable and trusted if any, else the closest one."""
+    """The certificate IKEv2 clients will see: the one RRAS is told to advertise, else the usable
+    and trusted one, else the closest one."""
     candidates = server_candidates(host, facts, ctx)
+    advertised = _advertised(facts)
+    pinned = [c for c in candidates if c.cert.thumbprint == advertised]
+    if pinned:
+        return pinned[0]
     usable = [c for c in candidates if c.usable]
     return best([c for c in usable if c.trusted]) or best(usable) or best(candidates)
 
