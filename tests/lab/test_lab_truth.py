@@ -55,25 +55,26 @@ def on(truth: list[TruthEntry], host: str) -> set[tuple[str, str]]:
     return {(entry.check_id, entry.reason) for entry in truth if entry.host == host}
 
 
+FAILED = ("EP-EVT-01", "connection_failed")
 # fault -> the findings it must cause on its own host (knock-ons elsewhere are checked below)
 MAPPING = {
-    "device-cert-missing": ("EP-0001", {("EP-CERT-01", "missing"), ("EP-EVT-01", "connection_failed")}),
-    "device-cert-wrong-eku": ("EP-0001", {("EP-CERT-01", "wrong_eku"), ("EP-EVT-01", "connection_failed")}),
+    "device-cert-missing": ("EP-0001", {("EP-CERT-01", "missing"), FAILED}),
+    "device-cert-wrong-eku": ("EP-0001", {("EP-CERT-01", "wrong_eku"), FAILED}),
     "device-cert-subject-mismatch": (
-        "EP-0001", {("EP-CERT-01", "subject_mismatch"), ("EP-EVT-01", "connection_failed")}),
-    "device-cert-expired": ("EP-0001", {("EP-CERT-01", "expired"), ("EP-EVT-01", "connection_failed")}),
+        "EP-0001", {("EP-CERT-01", "subject_mismatch"), FAILED}),
+    "device-cert-expired": ("EP-0001", {("EP-CERT-01", "expired"), FAILED}),
     "device-cert-no-private-key": (
-        "EP-0001", {("EP-CERT-01", "no_private_key"), ("EP-EVT-01", "connection_failed")}),
-    "device-cert-untrusted": ("EP-0001", {("EP-CERT-01", "missing"), ("EP-EVT-01", "connection_failed")}),
-    "device-cert-revoked": ("EP-0001", {("EP-CERT-02", "revoked"), ("EP-EVT-01", "connection_failed")}),
-    "endpoint-root-missing": ("EP-0001", {("EP-CERT-04", "missing_root"), ("EP-EVT-01", "connection_failed")}),
+        "EP-0001", {("EP-CERT-01", "no_private_key"), FAILED}),
+    "device-cert-untrusted": ("EP-0001", {("EP-CERT-01", "missing"), FAILED}),
+    "device-cert-revoked": ("EP-0001", {("EP-CERT-02", "revoked"), FAILED}),
+    "endpoint-root-missing": ("EP-0001", {("EP-CERT-04", "missing_root"), FAILED}),
     "endpoint-intermediate-missing": (
-        "EP-0001", {("EP-CERT-04", "missing_intermediate"), ("EP-EVT-01", "connection_failed")}),
+        "EP-0001", {("EP-CERT-04", "missing_intermediate"), FAILED}),
     "route-host-bits": ("EP-0001", {("EP-ROUTE-01", "host_bits")}),
     "route-not-plumbed": ("EP-0001", {("EP-ROUTE-02", "missing_from_routing_table")}),
     "profile-missing": ("EP-0001", {("EP-PROF-01", "missing_on_device")}),
     "win11-pre-kb5008353": ("EP-0001", {("EP-OS-01", "missing_kb5008353")}),
-    "ike-blocked": ("EP-0001", {("EP-EVT-01", "connection_failed")}),
+    "ike-blocked": ("EP-0001", {FAILED}),
     "rras-root-mismatch": ("RRAS-01", {("RRAS-AUTH-01", "mismatch"), ("RRAS-DRIFT-01", "drift")}),
     "rras-cert-wrong-eku": ("RRAS-01", {("RRAS-CERT-01", "wrong_eku")}),
     "rras-cert-subject-mismatch": ("RRAS-01", {("RRAS-CERT-01", "subject_mismatch")}),
