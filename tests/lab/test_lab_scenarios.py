@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from lab.estate.build import build_estate, host_names
 from lab.estate.pki import EnterprisePKI, der
@@ -36,9 +37,11 @@ def test_hosts_overrides_the_number_of_endpoints() -> None:
     ("text", "where"),
     [
         ("name: x\nfleet:\n  endpoints: 3\n  rrass: 1\n", "scenario.yaml:4: fleet.rrass: unknown key"),
-        ("name: x\nfaults:\n  - type: device-cert-gone\n    count: 1\n", "scenario.yaml:3: faults[0].type: unknown fault"),
+        ("name: x\nfaults:\n  - type: device-cert-gone\n    count: 1\n",
+         "scenario.yaml:3: faults[0].type: unknown fault"),
         ("name: x\nfaults:\n  - type: crl-expired\n    rate: 1.5\n", "scenario.yaml:4: faults[0].rate:"),
-        ("name: x\nfaults:\n  - type: crl-expired\n", "scenario.yaml:3: faults[0]: choose hosts with exactly one"),
+        ("name: x\nfaults:\n  - type: crl-expired\n",
+         "scenario.yaml:3: faults[0]: choose hosts with exactly one"),
         ("name: x\nfaults:\n  - type: route-host-bits\n    count: 1\n    params: {prefx: 1.2.3.4/8}\n",
          "scenario.yaml:3: faults[0]: unknown parameter 'prefx'"),
         ("name: x\nfleet: {endpoints: 2}\nfaults:\n  - {type: device-cert-missing, hosts: [EP-0009]}\n",
@@ -65,8 +68,6 @@ def test_a_customers_certificate_is_placed_on_the_named_host(tmp_path: Path) -> 
     # A certificate issued by another PKI for the device, as a customer would send it (PEM).
     other = EnterprisePKI("customer", CDP, organization="Customer")
     leaf = other.issue("customer-device", other.device_request("ep-0002.corp.contoso.test"))
-    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
-
     (tmp_path / "customer.pem").write_bytes(leaf.public_bytes(Encoding.PEM))
     path = write(
         tmp_path,
