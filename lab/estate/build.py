@@ -33,7 +33,7 @@ from lab.windows.certstore import CertificateStores
 from lab.windows.certsvc import OFFLINE_ROOT_SCHEDULE, CertificationAuthority, PublishedCrl
 
 ROLE_PREFIX = {"endpoint": "EP", "rras": "RRAS", "ca": "CA"}
-ROLE_NETWORK = {"endpoint": 1, "rras": 2, "ca": 3}  # per-host addresses: 127.<n>.x.y
+ROLE_NETWORK = {"endpoint": 0, "rras": 1, "ca": 2}  # per-host addresses: 127.<network + n>.x.y
 TENANT_HOST = "intune"
 
 
@@ -80,7 +80,8 @@ def _plans(scenario: Scenario) -> list[HostPlan]:
     per_host = scenario.winrm.addressing == "per-host"
     for role, names in host_names(scenario).items():
         for number, name in enumerate(names, start=1):
-            address = f"127.{ROLE_NETWORK[role]}.{number >> 8}.{number & 0xFF}" if per_host else "127.0.0.1"
+            network = scenario.winrm.network + ROLE_NETWORK[role]
+            address = f"127.{network}.{number >> 8}.{number & 0xFF}" if per_host else "127.0.0.1"
             plans.append(HostPlan(name, role, number, address))
     return plans
 

@@ -293,13 +293,14 @@ def _stall(ctx: FaultContext, base_age: datetime.timedelta) -> str:
 
 
 def _crl_expired(ctx: FaultContext) -> str:
-    days = float(ctx.params.get("days_ago", 9))
+    # A week's period and three days' overlap ran out a day ago.
+    days = float(ctx.params.get("days_ago", 11))
     return _stall(ctx, datetime.timedelta(days=days))
 
 
 def _crl_expiring(ctx: FaultContext) -> str:
-    # Past its "Next CRL Publish" (no replacement came) and under a day from nextUpdate.
-    days = float(ctx.params.get("days_ago", 7.2))
+    # Past its "Next CRL Publish" (no replacement came) and a day and a half from nextUpdate.
+    days = float(ctx.params.get("days_ago", 8.5))
     return _stall(ctx, datetime.timedelta(days=days))
 
 

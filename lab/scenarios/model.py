@@ -113,6 +113,9 @@ class WinRMShape(_Model):
     transport: Literal["https", "http"] = "https"
     auth: Literal["ntlm", "negotiate", "basic"] = "ntlm"
     addressing: Literal["per-host", "shared"] = "per-host"
+    network: int = Field(
+        default=1, ge=1, le=250, description="per-host: endpoints on 127.<network>.x.y, RRAS +1, CAs +2"
+    )
 
 
 class TenantShape(_Model):

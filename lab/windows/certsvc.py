@@ -2,8 +2,8 @@
 
 AD CS writes a new base CRL every ``CRLPeriodUnits CRLPeriod`` (a week by default) and a delta
 every ``CRLDeltaPeriodUnits CRLDeltaPeriod`` (a day).  A CRL is valid for its period plus the
-overlap (10 % of the period, at most 12 hours); its "Next CRL Publish" extension says when the
-next one is due.  Each publication goes to the local ``CertEnroll`` folder and is copied to the
+overlap (``CRLOverlapUnits``, ``CRLDeltaOverlapUnits``); its "Next CRL Publish" extension says when
+the next one is due.  Each publication goes to the local ``CertEnroll`` folder and is copied to the
 HTTP distribution point (``CRLPublicationURLs``).
 
 ``certutil -crl`` (:meth:`CertificationAuthority.publish`) publishes a fresh base and delta CRL at
@@ -29,7 +29,6 @@ _UNITS = {
     "Months": datetime.timedelta(days=30),
     "Years": datetime.timedelta(days=365),
 }
-MAX_AUTO_OVERLAP = datetime.timedelta(hours=12)
 CERTSVC = "CertSvc"
 
 
@@ -43,10 +42,15 @@ class CrlSchedule:
 
     period_units: int = 1
     period: str = "Weeks"
-    overlap_units: int = 12
-    overlap_period: str = "Hours"
+    # Overlaps longer than AD CS's automatic ones (12 h / 10 %): a CRL then never comes within two
+    # days (base) or the last fifth of its life (delta) of nextUpdate before its successor is
+    # published, so a healthy CA is never "expiring", however long the lab runs.
+    overlap_units: int = 3
+    overlap_period: str = "Days"
     delta_units: int = 1
     delta_period: str = "Days"
+    delta_overlap_units: int = 8
+    delta_overlap_period: str = "Hours"
 
     @property
     def base_period(self) -> datetime.timedelta:
@@ -62,11 +66,12 @@ class CrlSchedule:
 
     @property
     def delta_overlap(self) -> datetime.timedelta:
-        period = self.delta_period_span or datetime.timedelta(0)
-        return min(period / 10, MAX_AUTO_OVERLAP)
+        return _span(self.delta_overlap_units, self.delta_overlap_period)
 
 
-OFFLINE_ROOT_SCHEDULE = CrlSchedule(period_units=13, period="Weeks", overlap_units=6, delta_units=0)
+OFFLINE_ROOT_SCHEDULE = CrlSchedule(
+    period_units=13, period="Weeks", overlap_units=6, overlap_period="Hours", delta_units=0
+)
 """An offline root: a base CRL every 13 weeks, published by hand, no delta."""
 
 
