@@ -87,16 +87,18 @@ class Estate:
     started_at: datetime.datetime | None = None
     live: bool = False  # set once built: from then on Intune deliveries are logged as changes
     _ca_hosts: list[CertificationAuthority] | None = field(default=None, repr=False)
+    _roles: dict[str, list[HostState]] = field(default_factory=dict, repr=False)
 
     def add(self, state: HostState) -> HostState:
         self.hosts[state.name.lower()] = state
+        self._roles.setdefault(state.role, []).append(state)
         return state
 
     def host(self, name: str) -> HostState:
         return self.hosts[name.lower()]
 
     def by_role(self, role: str) -> Iterator[HostState]:
-        return (state for state in self.hosts.values() if state.role == role)
+        return iter(self._roles.get(role, []))
 
     def now(self) -> datetime.datetime:
         return self.clock()
