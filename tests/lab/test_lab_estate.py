@@ -124,3 +124,19 @@ def test_status_reports_the_fleet(lab: EstateLab) -> None:
     assert status["hosts"] == {"endpoint": 4, "rras": 1, "ca": 1}
     assert status["faults_injected"] == 1
     assert status["crl_base_url"] == lab.info.crl_base_url
+
+
+@pytest.mark.slow
+def test_mixed_1k_starts_and_serves(tmp_path: Path) -> None:
+    from lab.scenarios import load_scenario  # noqa: PLC0415
+
+    scenario = load_scenario("mixed-1k")
+    # Its own address block, so a lab someone runs on 127.1.x.y does not collide with this one.
+    scenario = scenario.model_copy(update={"winrm": scenario.winrm.model_copy(update={"network": 61})})
+    with EstateLab(scenario, directory=tmp_path / "lab") as lab:
+        assert len(lab.info.fleet.endpoints) == 1004
+        assert lab.info.fleet.endpoint("EP-0500").address == "127.61.1.244"
+        assert lab.run(lab.server.status)["hosts"] == {"endpoint": 1000, "rras": 3, "ca": 1}
+        truth = lab.truth()
+        assert len(truth["truth"]) > 50
+        assert truth["transport_faults"]
