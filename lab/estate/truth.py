@@ -179,11 +179,14 @@ class Fleetwide:
 
     known: judge.KnownCas
     servers: tuple[judge.Candidate, ...]
+    intune_names: dict[str, set[str]]
+    """Connection names Intune assigns to each device, by lower-case device name."""
 
 
-def fleetwide(estate: Estate, now: datetime.datetime) -> Fleetwide:
+def fleetwide(estate: Estate, tenant: TenantState | None, now: datetime.datetime) -> Fleetwide:
     servers = [_server_choice(state, estate, now) for state in estate.rras_servers()]
-    return Fleetwide(judge.known_cas(estate), tuple(server for server in servers if server is not None))
+    targets = {} if tenant is None else _intune_targets(tenant)
+    return Fleetwide(judge.known_cas(estate), tuple(s for s in servers if s is not None), targets)
 
 
 def _missing_cas(
@@ -281,11 +284,11 @@ def _routing_table(state: HostState, connected: dict[str, bool]) -> Iterator[Exp
                 )
 
 
-def _profiles_present(state: HostState, tenant: TenantState | None) -> Iterator[Expected]:
+def _profiles_present(state: HostState, shared: Fleetwide) -> Iterator[Expected]:
     client = state.component(VpnClient)
     present = {profile.name.lower() for profile in client.profiles.values()}
     expected = {node.name for node in state.component(MdmNodeCache).all()}
-    expected |= _intune_targets(state, tenant)
+    expected |= shared.intune_names.get(state.name.lower(), set())
     for name in sorted(expected):
         if name.lower() not in present:
             yield Expected(
@@ -298,23 +301,21 @@ def _profiles_present(state: HostState, tenant: TenantState | None) -> Iterator[
             )
 
 
-def _intune_targets(state: HostState, tenant: TenantState | None) -> set[str]:
-    """Connection names of the Intune profiles assigned to this endpoint's device."""
-    if tenant is None:
-        return set()
-    device = next(
-        (d for d in tenant.devices.values() if d.json["deviceName"].lower() == state.name.lower()), None
-    )
-    if device is None:
-        return set()
-    names: set[str] = set()
-    for profile_id in tenant.assigned_profiles(device):
-        profile = tenant.profiles[profile_id]
+def _intune_targets(tenant: TenantState) -> dict[str, set[str]]:
+    """Connection names of the Intune profiles assigned to each device, by device name."""
+    names_of: dict[str, set[str]] = {}
+    for profile_id, profile in tenant.profiles.items():
         if profile["@odata.type"] == NATIVE_TYPE:
-            names.add(profile["connectionName"])
+            names = {profile["connectionName"]}
         else:
-            names |= {item.name for item in delivered(profile, tenant.secrets)}
-    return names
+            names = {item.name for item in delivered(profile, tenant.secrets)}
+        names_of[profile_id] = names
+    targets: dict[str, set[str]] = {}
+    for device in tenant.devices.values():
+        wanted = targets.setdefault(device.json["deviceName"].lower(), set())
+        for profile_id in tenant.assigned_profiles(device):
+            wanted |= names_of[profile_id]
+    return targets
 
 
 def _events(state: HostState, now: datetime.datetime) -> Iterator[Expected]:
@@ -364,7 +365,7 @@ def endpoint_truth(
         *_missing_cas(state, estate, shared, now),
         *_route_prefixes(state),
         *_routing_table(state, connected),
-        *_profiles_present(state, tenant),
+        *_profiles_present(state, shared),
         *_events(state, now),
     ]
 
@@ -492,7 +493,7 @@ def expected_findings(estate: Estate, tenant: TenantState | None, now: datetime.
     attribution = Attribution(estate.injected)
     estate.refresh_crls()
     found: list[Expected] = []
-    shared = fleetwide(estate, now)
+    shared = fleetwide(estate, tenant, now)
     for state in sorted(estate.hosts.values(), key=lambda item: item.name):
         if state.role == "endpoint":
             found += endpoint_truth(state, estate, tenant, shared, now)
