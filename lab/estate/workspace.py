@@ -97,12 +97,17 @@ def config_text(tenant: TenantAccess | None) -> str:
 
 def write_vault(directory: Path, tenant: TenantAccess | None) -> None:
     """The lab accounts in the lab's own vault (its key file sits next to it, as fleetfix makes one)."""
-    from orchestrator.credentials.masterkey import MasterKeySource  # noqa: PLC0415 (product code, lazily)
+    from orchestrator.credentials.masterkey import MasterKeySource, generate_master_key  # noqa: PLC0415
     from orchestrator.credentials.vault import Vault  # noqa: PLC0415
 
     data = directory / DATA_DIR
     data.mkdir(parents=True, exist_ok=True)
-    vault = Vault(data / "credentials.json", MasterKeySource(data / "master.key", {}))
+    key = data / "master.key"
+    if not key.exists():  # made here, quietly: the lab's key needs no "back it up" warning
+        descriptor = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(generate_master_key() + "\n")
+    vault = Vault(data / "credentials.json", MasterKeySource(key, {}))
     vault.set(WINRM_CREDENTIAL, LAB_USERNAME, LAB_PASSWORD)
     if tenant is not None:
         vault.set(GRAPH_CREDENTIAL, tenant.client_id, tenant.secret)
