@@ -6,7 +6,8 @@ holds.  Routes, all ``GET`` and JSON:
 * ``/status`` — scenario, counts, where everything listens;
 * ``/truth`` — every finding a correct sweep must report (:mod:`lab.estate.truth`);
 * ``/changes`` — every state-changing call each host received, in order;
-* ``/faults`` — what the scenario injected, host by host.
+* ``/faults`` — what the scenario injected, host by host;
+* ``/connections`` — sessions up per RRAS node.
 
 :class:`ControlClient` is the other end, used by the CLI.
 """

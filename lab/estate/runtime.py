@@ -23,6 +23,7 @@ from lab.estate.build import BuiltEstate, build_estate
 from lab.estate.control import ControlApi, change_dict
 from lab.estate.model import Clock, utc_now
 from lab.estate.truth import derive_truth
+from lab.estate.tunnels import active_connections
 from lab.estate.web import Reply, WebListener
 from lab.estate.workspace import TenantAccess, remove_state, write_state, write_workspace
 from lab.graph.server import TenantInfo, TenantServer
@@ -104,7 +105,8 @@ class EstateServer:
         self.control = WebListener(self._control_reply)
         self._token = secrets.token_urlsafe(24)
         self._api = ControlApi(self._token, {"/status": self.status, "/truth": self.truth,
-                                             "/changes": self.changes, "/faults": self.faults})  # fmt: skip
+                                             "/changes": self.changes, "/faults": self.faults,
+                                             "/connections": self.connections})  # fmt: skip
         self.info: EstateInfo | None = None
 
     @property
@@ -207,6 +209,15 @@ class EstateServer:
     def changes(self) -> dict[str, list[dict[str, Any]]]:
         hosts = sorted(self.estate_built.estate.hosts.values(), key=lambda state: state.name)
         return {state.name: [change_dict(c) for c in state.change_log()] for state in hosts if state.changes}
+
+    def connections(self) -> dict[str, int]:
+        """Sessions up per RRAS node (``Get-RemoteAccessConnectionStatistics | Measure-Object``)."""
+        estate = self.estate_built.estate
+        now = estate.now()
+        estate.refresh_crls()
+        return {
+            state.name: len(active_connections(estate, state.name, now)) for state in estate.rras_servers()
+        }
 
     def faults(self) -> list[dict[str, Any]]:
         return [

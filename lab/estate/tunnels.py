@@ -184,6 +184,45 @@ def observe(estate: Estate, endpoint: HostState, now: datetime.datetime) -> dict
     return found
 
 
+@dataclass(frozen=True)
+class Connection:
+    """One session on an RRAS node (``Get-RemoteAccessConnectionStatistics``)."""
+
+    username: str
+    connection: str
+    tunnel_type: str
+    client_address: str
+    connected_since: datetime.datetime
+
+
+def active_connections(estate: Estate, rras_name: str, now: datetime.datetime) -> list[Connection]:
+    """The sessions up on one RRAS node: device and user tunnels of the endpoints behind it.
+
+    A session counts from the node's last RemoteAccess start (a restart drops every session;
+    clients reconnect at once, which the lab does not delay).
+    """
+    rras_state = estate.host(rras_name)
+    services = rras_state.find(Services)
+    service = services.get("RemoteAccess") if services else None
+    if service is None or service.status != "Running" or service.started_at is None:
+        return []
+    sessions = []
+    for index, endpoint in enumerate(estate.by_role("endpoint")):
+        path = endpoint.find(NetworkPath)
+        if path is None or path.rras.lower() != rras_name.lower():
+            continue
+        user = endpoint.find(EndpointUser)
+        for name, outcome in outcomes(estate, endpoint, now).items():
+            if outcome.connected:
+                device = name == DEVICE_TUNNEL
+                account = endpoint.fqdn if device or user is None else user.account
+                address = f"10.{200 + device}.{index >> 8 & 0xFF}.{index & 0xFF}"
+                sessions.append(
+                    Connection(account, name, "Ikev2" if device else "Sstp", address, service.started_at)
+                )
+    return sessions
+
+
 def _attempts(start: datetime.datetime, now: datetime.datetime, outcome: Outcome) -> list[datetime.datetime]:
     if outcome.connected or start == now:
         return [start]
@@ -207,8 +246,10 @@ __all__ = [
     "IKE_AUTH_FAIL",
     "IKE_NO_CERT",
     "TIMEOUT",
+    "Connection",
     "Outcome",
     "TunnelLog",
+    "active_connections",
     "connected_map",
     "device_tunnel",
     "observe",

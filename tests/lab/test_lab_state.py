@@ -10,7 +10,7 @@ from cryptography import x509
 from lab.estate.build import build_estate
 from lab.estate.faults import DEVICE_TUNNEL, USER_TUNNEL
 from lab.estate.pki import EnterprisePKI
-from lab.estate.tunnels import observe
+from lab.estate.tunnels import active_connections, observe
 from lab.graph.devices import DeliveredProfile
 from lab.scenarios.model import FaultEntry, FleetShape, Scenario, WinRMShape
 from lab.windows.certsvc import CertificationAuthority
@@ -95,6 +95,19 @@ def test_a_fixed_root_reconnects_the_device_tunnels_only_after_the_restart() -> 
     assert observe(estate, endpoint, estate.now())[DEVICE_TUNNEL].code == 13806
     restart_remote_access(rras.component(Services), server, estate.now(), sessions=0)
     assert observe(estate, endpoint, estate.now())[DEVICE_TUNNEL].connected
+
+
+def test_a_restart_drops_the_sessions_of_its_node() -> None:
+    built = build_estate(scenario(endpoints=6), cdp_base_url=CDP)
+    estate = built.estate
+    sessions = active_connections(estate, "RRAS-01", estate.now())
+    assert len(sessions) == 12  # six endpoints, device and user tunnel each
+    assert {s.tunnel_type for s in sessions} == {"Ikev2", "Sstp"}
+    rras = estate.host("RRAS-01")
+    restart_remote_access(rras.component(Services), rras.component(RrasServer), estate.now(), len(sessions))
+    assert rras.component(RrasServer).dropped_sessions == 12
+    rras.component(Services).stop("RemoteAccess")
+    assert active_connections(estate, "RRAS-01", estate.now()) == []
 
 
 # -- the CA ---------------------------------------------------------------------------------------------
