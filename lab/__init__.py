@@ -10,6 +10,11 @@ Public API (what tests and ``fleetfix lab up`` use):
   :class:`ScriptRegistry` define what the shipped scripts do on a simulated host
   (:mod:`lab.scripts`), against :class:`HostState` (:mod:`lab.state`).
 
+A whole Always On VPN estate (endpoints, RRAS, CA, Intune tenant, CRL server) built from a
+scenario, with ground truth, lives in :mod:`lab.estate` (``EstateLab``, ``build_estate``,
+``derive_truth``, ``manage``) and :mod:`lab.scenarios` (``load_scenario``); the simulated Windows
+state in :mod:`lab.windows`.  ``fleetfix lab`` drives it.
+
 Design notes, the psrpcore shims and the fidelity status are in ``lab/README.md``.
 """
 
