@@ -40,7 +40,7 @@ from orchestrator.store.sweeps import (
     fail_sweep,
     start_sweep,
 )
-from orchestrator.sweep.assemble import fleet_facts, fleet_wide_facts, host_record
+from orchestrator.sweep.assemble import fleet_facts, fleet_wide_facts, host_facts, host_record
 from orchestrator.sweep.collect import HostOutcome, collect_hosts, winrm_session
 from orchestrator.sweep.credentials import Resolved, resolve_all
 from orchestrator.sweep.crls import DEFAULT_CRL_POLICY, CrlFetchPolicy, cdp_urls, fetch_crls
@@ -125,7 +125,7 @@ def _sweep(store: Store, run: SweepRun, request: SweepRequest, io: SweepIO, star
     jobs = plan_collection(request.hosts, request.options)
     outcomes = io.collect(jobs, io.resolve(credential_keys(jobs)), request.options)
     tenant = io.tenant(io.clock())
-    crls = io.crls(cdp_urls(fleet_facts(outcomes).hosts))
+    crls = io.crls(cdp_urls(host_facts(outcome) for outcome in outcomes))
     fleet = fleet_facts(outcomes, tenant=tenant.facts, tenant_error=tenant.error, crls=crls)
     at = io.clock()
     findings = tuple(sorted((finding_record(f) for f in io.checks(fleet, at)), key=sort_key))

@@ -116,3 +116,9 @@ def test_table_output(fleetfix: Cli) -> None:
     assert "WMI is corrupt" in result.stdout
     assert "1/2 hosts collected" in result.stdout
     assert "[graph] in fleetfix.toml" in result.stderr
+
+
+def test_a_store_that_cannot_be_opened_exits_3_before_any_host_is_contacted(fleetfix: Cli) -> None:
+    fleetfix.env["FLEETFIX_STORE_URL"] = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    document = run_json(fleetfix, "sweep", code=3)
+    assert document["error"]["kind"] == "store"
