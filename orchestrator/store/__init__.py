@@ -27,7 +27,6 @@ from orchestrator.store.audit import (
     local_actor,
     verify_audit,
 )
-from orchestrator.store.canonical import finding_fingerprint
 from orchestrator.store.db import Store, ensure_current, open_store, session_factory
 from orchestrator.store.engine import create_store_engine, mask_url, store_errors, writer
 from orchestrator.store.journal import claim_step
@@ -78,7 +77,6 @@ __all__ = [
     "create_store_engine",
     "current_revision",
     "ensure_current",
-    "finding_fingerprint",
     "head_revision",
     "list_audit",
     "local_actor",

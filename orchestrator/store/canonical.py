@@ -40,14 +40,4 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def finding_fingerprint(host: str, check_id: str, subject: str = "") -> str:
-    """A stable identity for "the same finding" across sweeps, used to diff one sweep against another.
-
-    ``subject`` tells apart several findings of one check on one host (a certificate thumbprint, a
-    profile name); leave it empty when a check yields at most one finding per host. Host names are
-    compared case-insensitively, as Windows does.
-    """
-    return sha256_hex(canonical_json([host.lower(), check_id, subject]))
-
-
-__all__ = ["canonical_json", "finding_fingerprint", "normalize_json", "sha256_hex"]
+__all__ = ["canonical_json", "normalize_json", "sha256_hex"]

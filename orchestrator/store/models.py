@@ -168,7 +168,7 @@ class HostResult(Base):
 class Finding(Base):
     """One check's verdict on one host in one run.
 
-    ``fingerprint`` (see :func:`orchestrator.store.canonical.finding_fingerprint`) identifies the
+    ``fingerprint`` (the check's :attr:`orchestrator.checks.model.Finding.fingerprint`) identifies the
     same finding across runs; it is unique within a run so that "new since last night" and "fixed
     since last night" are set differences on fingerprints between two runs.
     """

@@ -22,9 +22,9 @@ from orchestrator.store import (
     StepState,
     Store,
     claim_step,
-    finding_fingerprint,
     session_factory,
 )
+from orchestrator.store.canonical import sha256_hex
 
 T0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 
@@ -43,7 +43,7 @@ def finding(run: Run, host: str, check_id: str, **fields: object) -> Finding:
         check_id=check_id,
         severity="high",
         message=f"{check_id} on {host}",
-        fingerprint=finding_fingerprint(host, check_id),
+        fingerprint=sha256_hex(f"{host.casefold()}/{check_id}")[:32],
         **fields,
     )
 
