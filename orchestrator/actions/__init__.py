@@ -1,0 +1,34 @@
+"""The action library that playbook steps call: ``plan()`` and ``apply()`` per action.
+
+Importing this package registers every shipped action (:mod:`orchestrator.actions.registry`).
+"""
+
+from orchestrator.actions.model import (
+    TENANT_TARGET,
+    Action,
+    ActionPlan,
+    ApplyResult,
+    ArgSpec,
+    ArgType,
+    Change,
+    Connection,
+    PlanContext,
+    TargetKind,
+)
+from orchestrator.actions.registry import actions, get_action, register
+
+__all__ = [
+    "TENANT_TARGET",
+    "Action",
+    "ActionPlan",
+    "ApplyResult",
+    "ArgSpec",
+    "ArgType",
+    "Change",
+    "Connection",
+    "PlanContext",
+    "TargetKind",
+    "actions",
+    "get_action",
+    "register",
+]
