@@ -81,6 +81,12 @@ class InventoryError(InputError):
     kind = "inventory"
 
 
+class PlaybookError(InputError):
+    """A playbook file is invalid, or a playbook, parameter or fact it names does not exist."""
+
+    kind = "playbook"
+
+
 class SelectorError(InputError):
     """A ``--limit`` expression does not parse. ``column`` points at the offending token."""
 
