@@ -237,3 +237,32 @@ class OutputTooLargeError(BadOutputError):
     """A script printed more than the transport's output cap."""
 
     kind = "output_too_large"
+
+
+class InternalError(FleetfixError):
+    """A bug in fleetfix itself: an invariant was broken. Never the user's fault."""
+
+    kind = "internal"
+
+
+class IllegalTransitionError(InternalError):
+    """The engine tried a state change its transition tables forbid (a run or a target)."""
+
+    kind = "illegal_transition"
+
+
+class RunBusyError(FleetfixError):
+    """Another process is advancing this run right now; try again when its claim has expired."""
+
+    kind = "run_busy"
+
+    def __init__(self, message: str, *, run_id: str, holder: str | None):
+        self.run_id = run_id
+        self.holder = holder
+        super().__init__(message)
+
+    def to_dict(self) -> dict[str, object]:
+        data = super().to_dict()
+        data["run_id"] = self.run_id
+        data["holder"] = self.holder
+        return data

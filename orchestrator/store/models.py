@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -59,6 +60,10 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # A risky playbook run waits here until a second person approves it (orchestrator.engine.runs).
+    AWAITING_APPROVAL = "awaiting_approval"
+    # A --check run whose per-target plans were saved; it changes nothing until it is submitted.
+    PLANNED = "planned"
 
 
 class HostStatus(StrEnum):
@@ -111,7 +116,7 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_run_id)
     kind: Mapped[str] = mapped_column(String(16))
     playbook_id: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING)
+    status: Mapped[str] = mapped_column(String(32), default=RunStatus.PENDING)
     selector: Mapped[str | None] = mapped_column(Text)
     parameters: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
     requested_by: Mapped[str] = mapped_column(String(255))
@@ -125,7 +130,28 @@ class Run(Base):
     # A sweep's facts that belong to no host (the Intune tenant, CRLs fetched over HTTP); with the
     # hosts' facts in host_results they rebuild the FleetFacts the checks judged.
     fleet_facts: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
+    # --- the engine's columns (migration 0003); a sweep leaves them at their defaults ---
+    # How the run rolls out: canary, wave_size, serial, max_fail ("3" or "10%"), window (spec text),
+    # concurrency and references to saved plans (orchestrator.engine.runs.RunOptions).
+    options: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    approved_by: Mapped[str | None] = mapped_column(String(255))
+    approved_at: Mapped[datetime | None]
+    # Why a paused run is paused ("outside change window; next opens at ..."); cleared on resume.
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    # Why a finished run ended as it did ("canary failed on H: ...", "cancelled by X").
+    status_message: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The process advancing the run right now and until when its claim holds (renewed while it
+    # works): a second `advance` of the same run is refused instead of racing the first.
+    coordinator: Mapped[str | None] = mapped_column(String(255))
+    coordinator_expires: Mapped[datetime | None]
 
+    waves: Mapped[list[RunWave]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+    targets: Mapped[list[RunTarget]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
     host_results: Mapped[list[HostResult]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -236,6 +262,117 @@ class JournalEntry(Base):
     run: Mapped[Run] = relationship(back_populates="journal")
 
 
+class WaveKind(StrEnum):
+    """Tenant-wide changes go first, then a canary wave, then the fleet in waves."""
+
+    TENANT = "tenant"
+    CANARY = "canary"
+    WAVE = "wave"
+
+
+class WaveStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    # every target of the wave reached a final state (some may have failed within the budget)
+    COMPLETED = "completed"
+    # the run stopped in this wave (canary failure, failure budget)
+    FAILED = "failed"
+    # the run ended (cancelled or failed) before this wave finished
+    CANCELLED = "cancelled"
+
+
+class TargetRole(StrEnum):
+    ENDPOINT = "endpoint"
+    RRAS = "rras"
+    CA = "ca"
+    TENANT = "tenant"
+
+
+class TargetState(StrEnum):
+    """One target's life in a run; the guarded transitions are in ``orchestrator.engine.model``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # changed and verified
+    UNCHANGED = "unchanged"  # nothing to do: the host was already right
+    FAILED = "failed"
+    VERIFY_FAILED = "verify_failed"  # changed, but verification failed and nothing was rolled back
+    ROLLED_BACK = "rolled_back"  # verification failed and the change was rolled back
+    REFUSED = "refused"  # the host drifted from the saved plan; nothing was changed
+    SKIPPED = "skipped"  # e.g. another run held the host's lease
+    CANCELLED = "cancelled"
+
+
+class RunWave(Base):
+    """One wave of a run, in order of ``number`` (1-based)."""
+
+    __tablename__ = "run_waves"
+    __table_args__ = (
+        _one_of("kind", WaveKind, "kind"),
+        _one_of("status", WaveStatus, "status"),
+    )
+
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=WaveStatus.PENDING)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    run: Mapped[Run] = relationship(back_populates="waves")
+
+
+class RunTarget(Base):
+    """One target (host or tenant) of a run: its wave, state and the outcome of its last attempt.
+
+    ``attempts`` is the fencing token: a worker moves the target to ``running`` only if ``attempts``
+    still has the value its task was made for, so a duplicate delivery of the same task finds the
+    target already claimed and leaves it alone.
+    """
+
+    __tablename__ = "run_targets"
+    __table_args__ = (
+        UniqueConstraint("run_id", "target"),
+        _one_of("role", TargetRole, "role"),
+        _one_of("state", TargetState, "state"),
+        # "a host's history across runs"
+        Index(None, "target"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = _run_fk()
+    wave: Mapped[int] = mapped_column(Integer)
+    target: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default=TargetState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(json_type(), default=dict)
+    # A saved plan for this target (from a --check run); the host work refuses when the host drifted.
+    planned: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    run: Mapped[Run] = relationship(back_populates="targets")
+
+
+class HostLease(Base):
+    """Who may touch a host right now: at most one run, until ``expires_at`` (renewed while working)."""
+
+    __tablename__ = "host_leases"
+    __table_args__ = (Index(None, "run_id"),)
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # no foreign key: a lease outlives nothing, and deleting a run must not wait on its leases
+    run_id: Mapped[str] = mapped_column(String(36))
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class AuditLogRow(Base):
     """One audit entry. Append-only: database triggers reject UPDATE and DELETE.
 
@@ -274,11 +411,18 @@ __all__ = [
     "AuditLogRow",
     "Base",
     "Finding",
+    "HostLease",
     "HostResult",
     "HostStatus",
     "JournalEntry",
     "Run",
     "RunKind",
     "RunStatus",
+    "RunTarget",
+    "RunWave",
     "StepState",
+    "TargetRole",
+    "TargetState",
+    "WaveKind",
+    "WaveStatus",
 ]

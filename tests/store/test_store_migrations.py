@@ -27,6 +27,8 @@ from orchestrator.store.migrate import alembic_config
 from orchestrator.store.models import GENESIS_HASH
 
 TABLES = {"runs", "host_results", "findings", "action_journal", "audit_log", "audit_head", "alembic_version"}
+# the engine's tables (migration 0003)
+TABLES |= {"run_waves", "run_targets", "host_leases"}
 
 
 def settings_for(url: str, tmp_path: Path) -> Settings:
