@@ -266,3 +266,18 @@ class RunBusyError(FleetfixError):
         data["run_id"] = self.run_id
         data["holder"] = self.holder
         return data
+
+
+class ActionFailedError(FleetfixError):
+    """An action reached its target but the change did not take (autoenrollment brought no certificate)."""
+
+    kind = "action_failed"
+
+    def __init__(self, message: str, *, host: str | None = None):
+        self.host = host
+        super().__init__(f"{host}: {message}" if host else message)
+
+    def to_dict(self) -> dict[str, object]:
+        data = super().to_dict()
+        data["host"] = self.host
+        return data
