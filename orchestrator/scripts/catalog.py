@@ -17,6 +17,12 @@ from orchestrator.facts.ca import CaFacts
 from orchestrator.facts.endpoint import EndpointFacts
 from orchestrator.facts.rras import RrasFacts
 from orchestrator.inventory.models import Role
+from orchestrator.scripts.action_schemas import (
+    CertPulseResult,
+    ImportCertificateResult,
+    RemoveCertificateResult,
+    SetVpnRouteResult,
+)
 from orchestrator.scripts.schemas import DiagEcho, HostInfo
 from orchestrator.scripts.spec import ParamSpec, ParamType, ScriptKind, ScriptSpec
 
@@ -40,9 +46,60 @@ FACT_PROBES: Mapping[Role, ScriptSpec[Any]] = MappingProxyType(
 )
 """The probe that collects a host's facts, by the host's role."""
 
-CATALOG: Mapping[str, ScriptSpec[Any]] = MappingProxyType(
-    {spec.script_id: spec for spec in (DIAG_ECHO, HOST_INFO, ENDPOINT_FACTS, RRAS_FACTS, CA_FACTS)}
+# The endpoint action scripts: each reads the current state first and changes nothing when it is right.
+SET_VPN_ROUTE = ScriptSpec(
+    "endpoint.set-vpn-route",
+    ScriptKind.ACTION,
+    SetVpnRouteResult,
+    params=(
+        ParamSpec("ConnectionName", ParamType.STRING, required=True),
+        ParamSpec("OldPrefix", ParamType.STRING, required=True),
+        ParamSpec("NewPrefix", ParamType.STRING, required=True),
+        ParamSpec("AllUserConnection", ParamType.BOOL),
+    ),
 )
+IMPORT_CERTIFICATE = ScriptSpec(
+    "endpoint.import-certificate",
+    ScriptKind.ACTION,
+    ImportCertificateResult,
+    params=(
+        ParamSpec("Store", ParamType.STRING, required=True),
+        ParamSpec("CertificateBase64", ParamType.STRING, required=True),
+    ),
+)
+REMOVE_CERTIFICATE = ScriptSpec(
+    "endpoint.remove-certificate",
+    ScriptKind.ACTION,
+    RemoveCertificateResult,
+    params=(
+        ParamSpec("Store", ParamType.STRING, required=True),
+        ParamSpec("Thumbprint", ParamType.STRING, required=True),
+    ),
+)
+CERT_PULSE = ScriptSpec(
+    "endpoint.cert-pulse",
+    ScriptKind.ACTION,
+    CertPulseResult,
+    params=(ParamSpec("NotBefore", ParamType.STRING, required=True),),
+)
+ENDPOINT_ACTIONS: tuple[ScriptSpec[Any], ...] = (
+    SET_VPN_ROUTE,
+    IMPORT_CERTIFICATE,
+    REMOVE_CERTIFICATE,
+    CERT_PULSE,
+)
+
+SHIPPED: tuple[ScriptSpec[Any], ...] = (
+    DIAG_ECHO,
+    HOST_INFO,
+    ENDPOINT_FACTS,
+    RRAS_FACTS,
+    CA_FACTS,
+    *ENDPOINT_ACTIONS,
+)
+"""Every script spec, probes first; actions are added by family (one ``*FAMILY_ACTIONS`` line each)."""
+
+CATALOG: Mapping[str, ScriptSpec[Any]] = MappingProxyType({spec.script_id: spec for spec in SHIPPED})
 
 
 def get_script(script_id: str, *, kind: ScriptKind | None = None, field: str = "script") -> ScriptSpec[Any]:
@@ -65,10 +122,15 @@ def get_script(script_id: str, *, kind: ScriptKind | None = None, field: str = "
 __all__ = [
     "CATALOG",
     "CA_FACTS",
+    "CERT_PULSE",
     "DIAG_ECHO",
+    "ENDPOINT_ACTIONS",
     "ENDPOINT_FACTS",
     "FACT_PROBES",
     "HOST_INFO",
+    "IMPORT_CERTIFICATE",
+    "REMOVE_CERTIFICATE",
     "RRAS_FACTS",
+    "SET_VPN_ROUTE",
     "get_script",
 ]
