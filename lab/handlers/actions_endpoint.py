@@ -66,6 +66,12 @@ def _text(call: ScriptCall, name: str) -> str:
     return str(value)
 
 
+def _optional_text(call: ScriptCall, name: str) -> str:
+    """A mandatory ``[AllowEmptyString()] [string]`` parameter: given, possibly empty."""
+    value = _param(call, name)
+    return "" if value is None else str(value)
+
+
 def _flag(call: ScriptCall, name: str, default: bool) -> bool:
     value = _param(call, name)
     return default if value is None else bool(value)
@@ -146,10 +152,11 @@ def _find(routes: list[VpnRoute], prefix: str) -> VpnRoute | None:
 
 
 def replaced_routes(routes: tuple[VpnRoute, ...], old: str, new: str) -> list[VpnRoute]:
-    """NewPrefix present (added last, with the old route's metric) and OldPrefix absent."""
+    """NewPrefix present (added last, with the old route's metric) and OldPrefix absent; an empty
+    prefix is left out of it."""
     result = list(routes)
-    old_route = _find(result, old)
-    if _find(result, new) is None:
+    old_route = _find(result, old) if old else None
+    if new and _find(result, new) is None:
         metric = old_route.metric if old_route is not None and old_route.metric is not None else 1
         result.append(VpnRoute(new, metric))
     if old_route is not None:
@@ -159,11 +166,12 @@ def replaced_routes(routes: tuple[VpnRoute, ...], old: str, new: str) -> list[Vp
 
 @script_handler("endpoint.set-vpn-route")
 def set_vpn_route(call: ScriptCall) -> list[object]:
-    name, old, new = _text(call, "ConnectionName"), _text(call, "OldPrefix"), _text(call, "NewPrefix")
+    name = _text(call, "ConnectionName")
+    old, new = _optional_text(call, "OldPrefix"), _optional_text(call, "NewPrefix")
     if old.casefold() == new.casefold():
         raise TerminatingError(f"OldPrefix and NewPrefix are both '{old}': there is nothing to replace")
     client, profile = _profile(call, name, _flag(call, "AllUserConnection", default=True))
-    routes = replaced_routes(profile.routes, old, _valid_prefix(new))
+    routes = replaced_routes(profile.routes, old, _valid_prefix(new) if new else new)
     before = [route.prefix for route in profile.routes]
     after = [route.prefix for route in routes]
     changed = routes != list(profile.routes)

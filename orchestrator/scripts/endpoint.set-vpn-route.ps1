@@ -8,6 +8,8 @@
     network behind it is not reached through the tunnel. This script makes NewPrefix present and
     OldPrefix absent on the connection, with the old route's metric, and reports the route lists
     before and after. It is idempotent: with OldPrefix gone and NewPrefix there it changes nothing.
+    An empty OldPrefix only adds NewPrefix, an empty NewPrefix only removes OldPrefix: what undoing
+    a replacement needs when one of the two routes was there before.
 
     The new route is added before the old one is removed, so a failure in between leaves both
     (the network still routed) rather than neither.
@@ -20,10 +22,10 @@
     The VPN connection (phonebook entry) name, e.g. "Contoso Device Tunnel".
 
 .PARAMETER OldPrefix
-    The route to remove, exactly as the profile holds it.
+    The route to remove, exactly as the profile holds it; empty: remove nothing.
 
 .PARAMETER NewPrefix
-    The route to add in its place.
+    The route to add in its place; empty: add nothing.
 
 .PARAMETER AllUserConnection
     The connection is in the all-user phonebook (device tunnels are); default $true.
@@ -36,8 +38,10 @@ param(
     [Parameter(Mandatory = $true)]
     [string]$ConnectionName,
     [Parameter(Mandatory = $true)]
+    [AllowEmptyString()]
     [string]$OldPrefix,
     [Parameter(Mandatory = $true)]
+    [AllowEmptyString()]
     [string]$NewPrefix,
     [Parameter(Mandatory = $false)]
     [bool]$AllUserConnection = $true
@@ -97,11 +101,13 @@ if ($OldPrefix -eq $NewPrefix) {
 
 $connection = Get-Connection
 $before = Get-ConnectionRoute -Connection $connection
-$oldRoute = Find-Route -Routes $before -Prefix $OldPrefix
-$newRoute = Find-Route -Routes $before -Prefix $NewPrefix
+$oldRoute = $null
+if ($OldPrefix -ne '') {
+    $oldRoute = Find-Route -Routes $before -Prefix $OldPrefix
+}
 $changed = $false
 
-if ($null -eq $newRoute) {
+if ($NewPrefix -ne '' -and $null -eq (Find-Route -Routes $before -Prefix $NewPrefix)) {
     $metric = 1
     if ($null -ne $oldRoute -and $null -ne $oldRoute.RouteMetric) {
         $metric = [uint32]$oldRoute.RouteMetric
