@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     credentials_file: Path | None = Field(default=None, description="default: data_dir/credentials.json")
     log_level: LogLevel = "WARNING"
     graph: GraphSettings = Field(default_factory=GraphSettings)
+    windows: dict[str, str] = Field(
+        default_factory=dict,
+        description="named change windows: name -> '[DAYS] HH:MM-HH:MM ZONE' (see docs/engine.md)",
+    )
+    """Named change windows for ``--window NAME``, e.g. ``weekend = "Sat-Sun 22:00-04:00
+    Europe/Amsterdam"`` in a ``[windows]`` table; each value is checked when the settings load."""
     # Where the settings came from; set by load_settings, not by users.
     config_file: Path | None = Field(default=None, exclude=True)
 
@@ -101,6 +107,20 @@ class Settings(BaseSettings):
 
                 return json.loads(text)
             return [part for part in text.split(os.pathsep) if part]
+        return value
+
+    @field_validator("windows")
+    @classmethod
+    def _valid_windows(cls, value: dict[str, str]) -> dict[str, str]:
+        # imported here: the engine imports this module
+        from orchestrator.engine.windows import ChangeWindow  # noqa: PLC0415
+        from orchestrator.errors import InputError  # noqa: PLC0415
+
+        for name, spec in value.items():
+            try:
+                ChangeWindow.parse(spec, name=name)
+            except InputError as exc:
+                raise ValueError(f"window {name!r}: {exc.message}") from None
         return value
 
     @field_validator("log_level", mode="before")
