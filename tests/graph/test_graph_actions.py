@@ -218,6 +218,10 @@ def test_set_profile_xmls_writes_several_settings_in_one_patch(app_cert: AppCert
         ]
         assert len(result.to_dict()["before"]["profile_xml"]) == 2
 
+        # One setting given: the other encrypted ProfileXML goes back as its plain text, unchanged.
+        client.set_profile_xmls(CUSTOM_ID, {DEVICE_URI: DEVICE_XML})
+        assert client.profile_xml(CUSTOM_ID) == {USER_URI: xml[USER_URI], DEVICE_URI: DEVICE_XML}
+
         writes = lab.control.writes()
         with pytest.raises(NotFoundError, match="no OMA setting"):
             client.set_profile_xmls(CUSTOM_ID, {"./Device/Vendor/MSFT/VPNv2/Gone/ProfileXML": DEVICE_XML})
