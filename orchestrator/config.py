@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -72,6 +73,50 @@ class GraphSettings(BaseModel):
         return bool(self.tenant_id and self.client_id and (self.client_secret or self.certificate))
 
 
+WebhookFormat = Literal["json", "teams", "slack"]
+WebhookEvent = Literal["sweep", "run"]
+
+
+class WebhookSettings(BaseModel):
+    """One ``[[notify.webhooks]]`` entry: where to post a summary after a sweep (or a run).
+
+    ``url`` is an http(s) URL or, since webhook URLs carry their token, a credential reference
+    (``vault:NAME``: the entry's secret is the URL; ``env:VAR``); it is kept out of reprs and logs.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(repr=False, description="http(s) URL, or vault:NAME / env:VAR holding it")
+    format: WebhookFormat = "json"
+    events: tuple[WebhookEvent, ...] = ("sweep",)
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="seconds per attempt and phase")
+    retries: int = Field(default=3, ge=0, le=10, description="attempts after the first on 5xx, 429, errors")
+
+    @field_validator("url")
+    @classmethod
+    def _url_or_reference(cls, value: str) -> str:
+        # The messages never repeat the value: it may be a URL with its token.
+        text = value.strip()
+        if text.startswith(("vault:", "env:")):
+            return str(parse_reference(text))
+        parts = urlsplit(text)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an http(s) URL or a credential reference (vault:NAME, env:VAR)")
+        return text
+
+    @property
+    def is_reference(self) -> bool:
+        return self.url.startswith(("vault:", "env:"))
+
+
+class NotifySettings(BaseModel):
+    """``[notify]``: notifications after a sweep (docs/reports.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhooks: tuple[WebhookSettings, ...] = ()
+
+
 class Settings(BaseSettings):
     """Everything fleetfix needs to know about its surroundings. Immutable once loaded."""
 
@@ -88,6 +133,7 @@ class Settings(BaseSettings):
     credentials_file: Path | None = Field(default=None, description="default: data_dir/credentials.json")
     log_level: LogLevel = "WARNING"
     graph: GraphSettings = Field(default_factory=GraphSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     windows: dict[str, str] = Field(
         default_factory=dict,
         description="named change windows: name -> '[DAYS] HH:MM-HH:MM ZONE' (see docs/engine.md)",
@@ -299,7 +345,9 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
 __all__ = [
     "CONFIG_FILENAME",
     "GraphSettings",
+    "NotifySettings",
     "Settings",
+    "WebhookSettings",
     "default_data_dir",
     "find_config_file",
     "load_settings",
