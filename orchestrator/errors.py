@@ -281,3 +281,9 @@ class ActionFailedError(FleetfixError):
         data = super().to_dict()
         data["host"] = self.host
         return data
+
+
+class OutputFileError(FleetfixError):
+    """A report or metrics file could not be written (disk full, I/O error); nothing was left behind."""
+
+    kind = "output_file"
