@@ -90,7 +90,9 @@ def _print_header(document: dict[str, Any]) -> None:
         source += " (replaces the shipped playbook)"
     _line("source", source)
     stdout.print()
-    stdout.print(escape(document["description"].rstrip()), highlight=False)
+    # A folded YAML description keeps one newline between paragraphs; show them apart.
+    paragraphs = [line for line in document["description"].splitlines() if line.strip()]
+    stdout.print(escape("\n\n".join(paragraphs)), highlight=False)
     stdout.print()
 
 
