@@ -12,7 +12,8 @@ lacks to build its own or the VPN servers' chains (EP-CERT-04, IKEv2 error 13806
 from the fleet's facts (a CA host's own certificate, another host's stores), never from outside.
 
 ``endpoint.cert-autoenroll`` triggers machine certificate autoenrollment when the device
-certificate is missing, unfit or revoked (EP-CERT-01, EP-CERT-02 revoked).  A certificate cannot be
+certificate is missing, unfit, revoked or about to expire (EP-CERT-01, EP-CERT-02 revoked,
+EP-CERT-05).  A certificate cannot be
 un-enrolled, so the action is not reversible.
 
 All three follow :mod:`orchestrator.actions.model`: ``plan`` reads only facts and findings, and the
@@ -57,6 +58,7 @@ EP_ROUTE_01 = "EP-ROUTE-01"
 EP_CERT_01 = "EP-CERT-01"
 EP_CERT_02 = "EP-CERT-02"
 EP_CERT_04 = "EP-CERT-04"
+EP_CERT_05 = "EP-CERT-05"
 CA_STORES = ("Root", "CA")
 DEVICE_CERT_FIELD = "Cert:\\LocalMachine\\My (device certificate)"
 
@@ -482,7 +484,7 @@ class CertAutoenroll:
     name: ClassVar[str] = AUTOENROLL_NAME
     summary: ClassVar[str] = (
         "Trigger machine certificate autoenrollment (Certificate Services Client task, as certutil -pulse) "
-        "for a device certificate that is missing, unfit or revoked; superseded certificates are archived"
+        "for a device certificate that is missing, unfit, revoked or expiring; superseded ones are archived"
     )
     target_kind: ClassVar[TargetKind] = TargetKind.HOST
     arguments: ClassVar[tuple[ArgSpec, ...]] = ()
@@ -492,13 +494,15 @@ class CertAutoenroll:
         facts = _endpoint_facts(ctx, self.name)
         problems: list[str] = []
         notes: list[str] = []
-        for finding in ctx.findings_of(EP_CERT_01, EP_CERT_02):
+        for finding in ctx.findings_of(EP_CERT_01, EP_CERT_02, EP_CERT_05):
             if finding.check_id == EP_CERT_02 and finding.reason != "revoked":
                 notes.append(f"EP-CERT-02 {finding.reason}: a chain problem, not fixed by a new certificate")
                 continue
             problems.append(_problem(finding, facts.fqdn))
         if not problems:
-            notes.insert(0, "no EP-CERT-01 or revoked EP-CERT-02 finding: the device certificate is fine")
+            notes.insert(
+                0, "no EP-CERT-01, revoked EP-CERT-02 or EP-CERT-05 finding: the device certificate is fine"
+            )
             return ActionPlan(action=self.name, target=ctx.target, note="; ".join(notes))
         if not facts.part_of_domain:
             notes.insert(

@@ -558,6 +558,13 @@ def test_a_missing_device_certificate_is_planned_too() -> None:
     assert [change.before for change in plan.changes] == [f"missing: no device certificate for {FQDN}"]
 
 
+def test_an_expiring_device_certificate_is_renewed() -> None:
+    expiring = issue(FQDN, ISSUING, not_after=AT + timedelta(days=5))
+    facts = endpoint(certificates=(("Root", ROOT, False), ("CA", ISSUING, False), ("My", expiring, True)))
+    plan = CERT_AUTOENROLL.plan(context(facts, "EP-CERT-01", "EP-CERT-02", "EP-CERT-05"), {})
+    assert [change.before for change in plan.changes] == [f"expiring: CN={FQDN}, {expiring.thumbprint}"]
+
+
 def revoked() -> Finding:
     return EP_CERT_02.finding(
         HOST,
