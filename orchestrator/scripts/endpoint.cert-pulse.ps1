@@ -96,7 +96,7 @@ function Find-NewDeviceCertificate {
 $found = Find-NewDeviceCertificate
 $triggered = $false
 if ($null -eq $found) {
-    Start-ScheduledTask -TaskPath '\Microsoft\Windows\CertificateServicesClient\' -TaskName 'SystemTask'
+    $null = Start-ScheduledTask -TaskPath '\Microsoft\Windows\CertificateServicesClient\' -TaskName 'SystemTask'
     $triggered = $true
     $deadline = [datetime]::UtcNow.AddSeconds($waitSeconds)
     while ($null -eq $found -and [datetime]::UtcNow -lt $deadline) {

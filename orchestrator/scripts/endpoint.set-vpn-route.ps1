@@ -112,11 +112,11 @@ if ($NewPrefix -ne '' -and $null -eq (Find-Route -Routes $before -Prefix $NewPre
     if ($null -ne $oldRoute -and $null -ne $oldRoute.RouteMetric) {
         $metric = [uint32]$oldRoute.RouteMetric
     }
-    Add-VpnConnectionRoute -ConnectionName $ConnectionName -DestinationPrefix $NewPrefix -RouteMetric $metric -AllUserConnection:$AllUserConnection
+    $null = Add-VpnConnectionRoute -ConnectionName $ConnectionName -DestinationPrefix $NewPrefix -RouteMetric $metric -AllUserConnection:$AllUserConnection
     $changed = $true
 }
 if ($null -ne $oldRoute) {
-    Remove-VpnConnectionRoute -ConnectionName $ConnectionName -DestinationPrefix $OldPrefix -AllUserConnection:$AllUserConnection -Confirm:$false
+    $null = Remove-VpnConnectionRoute -ConnectionName $ConnectionName -DestinationPrefix $OldPrefix -AllUserConnection:$AllUserConnection -Confirm:$false
     $changed = $true
 }
 
