@@ -15,6 +15,7 @@ from orchestrator.cli import demo as demo_cli
 from orchestrator.cli import findings as findings_cli
 from orchestrator.cli import lab as lab_cli
 from orchestrator.cli import playbooks as playbooks_cli
+from orchestrator.cli import report as report_cli
 from orchestrator.cli import sweep as sweep_cli
 from orchestrator.cli.common import AppState
 from orchestrator.logs import configure_logging
@@ -36,6 +37,7 @@ app.command(name="exec-probe")(exec_probe.exec_probe_command)
 app.command(name="sweep")(sweep_cli.sweep_command)
 app.command(name="demo")(demo_cli.demo_command)
 app.add_typer(findings_cli.app, name="findings")
+app.add_typer(report_cli.app, name="report")
 app.add_typer(playbooks_cli.app, name="playbooks")
 
 
