@@ -115,6 +115,9 @@ def demo_command(
                 settings, hosts, selector=None, options=options, progress=table, environ={}
             )
             truth = ground_truth(workdir)
+        from orchestrator.reports.notify import after_sweep  # noqa: PLC0415 (webhooks: docs/reports.md)
+
+        result = after_sweep(settings, result)  # the lab is stopped; never raises, failures are notes
         grade = graded(result, truth)
         if table:
             _render(result, grade, info, kept=directory is not None)

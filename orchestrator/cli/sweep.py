@@ -63,6 +63,9 @@ def sweep_command(
     result = run(
         app_state(ctx).settings, hosts, selector=limit, options=options, progress=output is OutputFormat.table
     )
+    from orchestrator.reports.notify import after_sweep  # noqa: PLC0415 (webhooks: docs/reports.md)
+
+    result = after_sweep(app_state(ctx).settings, result)  # never raises; failures become notes
     if output is OutputFormat.json:
         from orchestrator.sweep.report import sweep_document  # noqa: PLC0415
 
