@@ -25,6 +25,7 @@ from pydantic_core import ErrorDetails
 from orchestrator.actions.model import Action, ArgSpec, ArgType, TargetKind
 from orchestrator.errors import PlaybookError
 from orchestrator.playbook.model import (
+    ID_PATTERN,
     Parameter,
     Playbook,
     PlaybookSource,
@@ -108,8 +109,7 @@ def _explain(error: ErrorDetails) -> Issue:
 
 
 _PATTERN_MESSAGES = {
-    r"^[a-z0-9]+(?:-[a-z0-9]+)*$": "use lower-case letters and digits in words joined by single dashes "
-    "(rras-root-thumbprint)",
+    ID_PATTERN: "use lower-case letters and digits in words joined by single dashes (rras-root-thumbprint)",
 }
 
 _TYPE_MESSAGES = {
