@@ -3,6 +3,6 @@
 Importing this package registers them on :func:`lab.scripts.default_registry`.
 """
 
-from lab.handlers import actions_endpoint, ca, diag, endpoint, host, rras
+from lab.handlers import actions_endpoint, actions_server, ca, diag, endpoint, host, rras
 
-__all__ = ["actions_endpoint", "ca", "diag", "endpoint", "host", "rras"]
+__all__ = ["actions_endpoint", "actions_server", "ca", "diag", "endpoint", "host", "rras"]

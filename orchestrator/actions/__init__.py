@@ -5,6 +5,7 @@ Importing this package registers every shipped action (:mod:`orchestrator.action
 
 from orchestrator.actions import endpoint as _endpoint  # noqa: F401 (registers the endpoint actions)
 from orchestrator.actions import intune as _intune  # noqa: F401 (registers the Intune actions)
+from orchestrator.actions import server as _server  # noqa: F401 (registers the RRAS and CA actions)
 from orchestrator.actions.model import (
     TENANT_TARGET,
     Action,

@@ -20,7 +20,10 @@ from orchestrator.inventory.models import Role
 from orchestrator.scripts.action_schemas import (
     CertPulseResult,
     ImportCertificateResult,
+    PublishCrlResult,
     RemoveCertificateResult,
+    RestartServiceResult,
+    SetRootCertResult,
     SetVpnRouteResult,
 )
 from orchestrator.scripts.schemas import DiagEcho, HostInfo
@@ -89,6 +92,27 @@ ENDPOINT_ACTIONS: tuple[ScriptSpec[Any], ...] = (
     CERT_PULSE,
 )
 
+# The RRAS and CA action scripts (orchestrator/actions/server.py); NotBefore makes a retry a no-op.
+SET_ROOT_CERT = ScriptSpec(
+    "rras.set-root-cert",
+    ScriptKind.ACTION,
+    SetRootCertResult,
+    params=(ParamSpec("Thumbprint", ParamType.STRING, required=True),),
+)
+RESTART_SERVICE = ScriptSpec(
+    "rras.restart-service",
+    ScriptKind.ACTION,
+    RestartServiceResult,
+    params=(ParamSpec("Name", ParamType.STRING, required=True), ParamSpec("NotBefore", ParamType.STRING)),
+)
+PUBLISH_CRL = ScriptSpec(
+    "ca.publish-crl",
+    ScriptKind.ACTION,
+    PublishCrlResult,
+    params=(ParamSpec("NotBefore", ParamType.STRING),),
+)
+SERVER_ACTIONS: tuple[ScriptSpec[Any], ...] = (SET_ROOT_CERT, RESTART_SERVICE, PUBLISH_CRL)
+
 SHIPPED: tuple[ScriptSpec[Any], ...] = (
     DIAG_ECHO,
     HOST_INFO,
@@ -96,6 +120,7 @@ SHIPPED: tuple[ScriptSpec[Any], ...] = (
     RRAS_FACTS,
     CA_FACTS,
     *ENDPOINT_ACTIONS,
+    *SERVER_ACTIONS,
 )
 """Every script spec, probes first; actions are added by family (one ``*FAMILY_ACTIONS`` line each)."""
 
@@ -129,8 +154,12 @@ __all__ = [
     "FACT_PROBES",
     "HOST_INFO",
     "IMPORT_CERTIFICATE",
+    "PUBLISH_CRL",
     "REMOVE_CERTIFICATE",
+    "RESTART_SERVICE",
     "RRAS_FACTS",
+    "SERVER_ACTIONS",
+    "SET_ROOT_CERT",
     "SET_VPN_ROUTE",
     "get_script",
 ]
