@@ -56,7 +56,9 @@ def ok(host: str, role: str = "endpoint") -> HostRecord:
     return HostRecord(host=host, role=role, status=HostStatus.OK, started_at=T0, finished_at=T0)
 
 
-def down(host: str, role: str = "endpoint", kind: str = "timed_out", message: str = "no answer") -> HostRecord:
+def down(
+    host: str, role: str = "endpoint", kind: str = "timed_out", message: str = "no answer"
+) -> HostRecord:
     status = HostStatus.UNREACHABLE if kind in {"unreachable", "timed_out"} else HostStatus.FAILED
     return HostRecord(host=host, role=role, status=status, error_kind=kind, error_message=message)
 

@@ -49,7 +49,7 @@ def report(sqlite_store: Store) -> SweepReport:
     gone = finding("EP-3", "EP-OS-01", "os", severity="low")
     unseen = finding("EP-4", "EP-CERT-01")
     kept = finding("EP-1", "EP-CERT-01", error_codes=("13806", 2148081683))
-    record_sweep(sqlite_store, T0 - timedelta(days=1), hosts[:3] + [ok("EP-4")], [gone, unseen, kept])
+    record_sweep(sqlite_store, T0 - timedelta(days=1), [*hosts[:3], ok("EP-4")], [gone, unseen, kept])
     hostile = finding(
         "EP-2",
         "EP-ROUTE-01",
@@ -60,7 +60,7 @@ def report(sqlite_store: Store) -> SweepReport:
         advice="-2+3",
         playbook=None,
         reason="\tTAB",
-        evidence={"reason": "=1+1", "route": "10.0.0.1/8", "note": "line\nbreak, \"quoted\""},
+        evidence={"reason": "=1+1", "route": "10.0.0.1/8", "note": 'line\nbreak, "quoted"'},
     )
     fleet_wide = finding("fleet", "INT-PROF-01", "profile:1", playbook=None, advice="fix it in Intune")
     record_sweep(sqlite_store, T0, hosts, [kept, hostile, fleet_wide])
@@ -82,7 +82,12 @@ def test_csv_rows(report: SweepReport) -> None:
     first = table[0]
     assert first["schema_version"] == "1"
     assert first["sweep_run_id"] == report.run.id
-    assert (first["host"], first["role"], first["site"], first["status"]) == ("EP-1", "endpoint", "ams", "open")
+    assert (first["host"], first["role"], first["site"], first["status"]) == (
+        "EP-1",
+        "endpoint",
+        "ams",
+        "open",
+    )
     assert first["error_codes"] == "13806;2148081683"
     assert first["first_seen"] == "2026-02-28T02:00:00Z"
     assert first["observed_at"] == "2026-03-01T02:00:00Z"
@@ -93,7 +98,7 @@ def test_csv_rows(report: SweepReport) -> None:
 
 def test_csv_cells_never_start_a_formula(report: SweepReport) -> None:
     hostile = next(row for row in rows(report) if row["check_id"] == "EP-ROUTE-01")
-    assert hostile["message"] == "'=HYPERLINK(\"http://evil.example\",\"click\")"
+    assert hostile["message"] == '\'=HYPERLINK("http://evil.example","click")'
     assert hostile["subject"] == "'+cmd|' /C calc'!A0"
     assert hostile["title"] == "'@SUM(1+1)"
     assert hostile["advice"] == "'-2+3"

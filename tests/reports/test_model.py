@@ -76,7 +76,14 @@ def data(
 
 @pytest.fixture
 def report() -> SweepReport:
-    hosts = [ok("EP-1"), ok("EP-2"), ok("EP-3"), ok("VPN-1", "rras"), down("EP-4"), down("EP-5", kind="auth_failed")]
+    hosts = [
+        ok("EP-1"),
+        ok("EP-2"),
+        ok("EP-3"),
+        ok("VPN-1", "rras"),
+        down("EP-4"),
+        down("EP-5", kind="auth_failed"),
+    ]
     earlier = finding("EP-1", "EP-CERT-01", observed_at=T0 - timedelta(days=1))
     previous = [earlier, finding("EP-3", "EP-CERT-01", observed_at=T0 - timedelta(days=1))]
     current = [
@@ -150,7 +157,12 @@ def test_compliance_by_check(report: SweepReport) -> None:
     rras = rows["RRAS-AUTH-01"]
     assert (rras.findings, rras.hosts_evaluated, rras.compliance_pct, rras.passed) == (0, 1, 100.0, True)
     intune = rows["INT-PROF-01"]
-    assert (intune.findings, intune.hosts_evaluated, intune.compliance_pct, intune.passed) == (1, 0, None, False)
+    assert (intune.findings, intune.hosts_evaluated, intune.compliance_pct, intune.passed) == (
+        1,
+        0,
+        None,
+        False,
+    )
     unknown = rows["EP-ROUTE-01"]  # a check id only the findings know (a newer fleetfix wrote it)
     assert (unknown.title, unknown.roles, unknown.hosts_affected) == ("EP-ROUTE-01 title", ("endpoint",), 1)
     assert report.by_check[-1].passed  # failing checks first
@@ -158,10 +170,16 @@ def test_compliance_by_check(report: SweepReport) -> None:
 
 def test_compliance_by_role_and_site(report: SweepReport) -> None:
     roles = {row.key: row for row in report.by_role}
-    assert (roles["endpoint"].hosts, roles["endpoint"].compliant, roles["endpoint"].not_collected) == (5, 1, 2)
+    assert (roles["endpoint"].hosts, roles["endpoint"].compliant, roles["endpoint"].not_collected) == (
+        5,
+        1,
+        2,
+    )
     assert roles["endpoint"].findings == 3
     assert roles["rras"].compliance_pct == 100.0
-    sites = [(row.key, row.hosts, row.compliant, row.with_findings, row.not_collected) for row in report.by_site]
+    sites = [
+        (row.key, row.hosts, row.compliant, row.with_findings, row.not_collected) for row in report.by_site
+    ]
     assert sites == [("ams", 2, 0, 2, 0), ("fra", 2, 1, 0, 1), (UNASSIGNED_SITE, 2, 1, 0, 1)]
     assert [h.site for h in report.not_collected] == ["fra", UNASSIGNED_SITE]
 
@@ -203,14 +221,24 @@ def test_an_empty_fleet() -> None:
     built = build_sweep_report(data([], []))
     assert built.summary.hosts_selected == 0
     assert built.summary.compliance_pct is None
-    assert (built.findings, built.hosts, built.not_collected, built.by_role, built.by_site) == ((), (), (), (), ())
+    assert (built.findings, built.hosts, built.not_collected, built.by_role, built.by_site) == (
+        (),
+        (),
+        (),
+        (),
+        (),
+    )
     assert all(row.passed and row.compliance_pct is None for row in built.by_check)
     assert built.changes.previous_run is None
 
 
 def test_every_host_unreachable() -> None:
     built = build_sweep_report(data([down(f"EP-{i}") for i in range(5)], []))
-    assert (built.summary.not_collected, built.summary.compliant_hosts, built.summary.compliance_pct) == (5, 0, 0.0)
+    assert (built.summary.not_collected, built.summary.compliant_hosts, built.summary.compliance_pct) == (
+        5,
+        0,
+        0.0,
+    )
     assert [row.compliance_pct for row in built.by_role] == [0.0]
     cert = next(row for row in built.by_check if row.check_id == "EP-CERT-01")
     assert (cert.hosts_evaluated, cert.compliance_pct) == (0, None)  # nothing could be judged

@@ -55,7 +55,11 @@ def test_unknown_ids_and_runs_that_are_not_sweeps_are_bad_input(store: Store) ->
         session.flush()
         failed = start_sweep(session, requested_by="t", selector=None, parameters={}, started_at=T0)
         fail_sweep(session, failed.id, finished_at=T0, summary={"error": "x"})
-    for run_id, text in [("no-such-run", "no sweep"), (playbook.id, "no sweep"), (failed.id, "did not complete")]:
+    for run_id, text in [
+        ("no-such-run", "no sweep"),
+        (playbook.id, "no sweep"),
+        (failed.id, "did not complete"),
+    ]:
         with store.transaction() as session, pytest.raises(InputError) as raised:
             report_sweep(session, run_id)
         assert raised.value.field == "--run"
@@ -69,7 +73,9 @@ def test_diff_first_seen_and_trend_over_three_sweeps(store: Store) -> None:
     c = finding("VPN-1", "RRAS-AUTH-01", "root", severity="critical")
     first = record_sweep(store, T0, hosts, [a, b])
     record_sweep(store, T0 + DAY, hosts, [a, c])
-    third = record_sweep(store, T0 + 2 * DAY, [*hosts[:3], ok("EP-3")], [a, c, finding("EP-3", "EP-OS-01", "os")])
+    third = record_sweep(
+        store, T0 + 2 * DAY, [*hosts[:3], ok("EP-3")], [a, c, finding("EP-3", "EP-OS-01", "os")]
+    )
 
     data = load(store)
     assert data.run.id == third
@@ -82,7 +88,7 @@ def test_diff_first_seen_and_trend_over_three_sweeps(store: Store) -> None:
         "VPN-1": ("open", T0 + DAY),
         "EP-3": ("new", T0 + 2 * DAY),
     }
-    assert [p.run_id for p in report.trend][0] == first
+    assert next(p.run_id for p in report.trend) == first
     trend = [(p.hosts_selected, p.hosts_failing, p.findings_total) for p in report.trend]
     # EP-3 was not collected in the first two sweeps: failing, as are hosts with findings
     assert trend == [(4, 3, 2), (4, 3, 2), (4, 3, 3)]
@@ -98,7 +104,9 @@ def test_metrics_data(store: Store) -> None:
     empty = load_metrics_data(store.sessions())
     assert empty.sweep is None
     assert empty.runs == {}
-    record_sweep(store, T0, [ok("EP-1"), ok("EP-2"), down("EP-3")], [finding("EP-1"), finding("EP-1", subject="b")])
+    record_sweep(
+        store, T0, [ok("EP-1"), ok("EP-2"), down("EP-3")], [finding("EP-1"), finding("EP-1", subject="b")]
+    )
     with store.transaction() as session:
         start_sweep(session, requested_by="t", selector=None, parameters={}, started_at=T0 + DAY)
         data = load_metrics_data(session, checks=[CheckInfo("EP-OS-01", "os", "low", ("endpoint",))])
