@@ -16,6 +16,7 @@ from orchestrator.cli import findings as findings_cli
 from orchestrator.cli import lab as lab_cli
 from orchestrator.cli import playbooks as playbooks_cli
 from orchestrator.cli import report as report_cli
+from orchestrator.cli import run as run_cli
 from orchestrator.cli import sweep as sweep_cli
 from orchestrator.cli.common import AppState
 from orchestrator.logs import configure_logging
@@ -39,6 +40,8 @@ app.command(name="demo")(demo_cli.demo_command)
 app.add_typer(findings_cli.app, name="findings")
 app.add_typer(report_cli.app, name="report")
 app.add_typer(playbooks_cli.app, name="playbooks")
+app.command(name="run")(run_cli.run_command)
+app.add_typer(run_cli.runs_app, name="runs")
 
 
 def _print_version(value: bool) -> None:

@@ -314,7 +314,10 @@ class TargetRunner:
             return journal_of(session, self.setup.run_id, target)
 
     def _check_drift(self, step: Step, planned: StepPlan, saved: Mapping[str, str | None] | None) -> None:
-        if saved is None:
+        # A step that acts only after another changed something (a restart after a setting) plans
+        # from that step's live result (the host's time of the change), which no saved plan can
+        # know: the step it follows was checked for drift, and that decides.
+        if saved is None or step.when_changed:
             return
         fresh = planned.digest
         if saved.get(step.id) != fresh:
@@ -352,6 +355,13 @@ class TargetRunner:
             self._finish(entry_id, StepState.FAILED, None, step, plan, error=str(exc))
             progress.steps.append({"step": step.id, "state": "failed", "error": str(exc), "kind": exc.kind})
             return f"step {step.id} ({step.action}) failed: {exc}"
+        # Taking over a step an attempt died in: the change may have been made just before the
+        # death, so "already right" now may be that attempt's work, and what follows it (a
+        # restart that puts the setting into effect) must still happen.
+        if record is not None and record.state is StepState.CLAIMED and not result.changed:
+            result = ApplyResult(
+                changed=True, before=result.before, after=result.after, message=result.message
+            )
         state = StepState.APPLIED if result.changed else StepState.UNCHANGED
         self._finish(entry_id, state, result, step, plan)
         progress.steps.append(

@@ -29,7 +29,7 @@ from orchestrator.facts.fleet import FleetFacts
 from orchestrator.inventory.models import Host, Role
 from orchestrator.store import Store
 from orchestrator.store.models import HostResult
-from orchestrator.store.sweeps import SweepRun, fleet_facts_of, latest_sweep, sweep_findings
+from orchestrator.store.sweeps import SweepRun, fleet_facts_of, get_sweep, latest_sweep, sweep_findings
 from orchestrator.sweep.collect import ProbeSession, winrm_session
 from orchestrator.sweep.credentials import resolve_all
 from orchestrator.sweep.plan import CollectOptions, CredentialKey
@@ -61,10 +61,11 @@ class Context:
     """host name (case-folded) -> check ids the sweep found there"""
 
 
-def load_context(store: Store) -> Context:
-    """The latest finished sweep's context; a run without one would plan blind."""
+def load_context(store: Store, *, sweep_id: str | None = None) -> Context:
+    """The context of sweep ``sweep_id`` (a resumed run keeps its own), else of the latest
+    finished sweep; a run without one would plan blind."""
     with store.transaction() as session:
-        sweep = latest_sweep(session)
+        sweep = get_sweep(session, sweep_id) if sweep_id else latest_sweep(session)
         if sweep is None:
             raise InputError(
                 "no finished sweep in the store: run `fleetfix sweep` first "
