@@ -208,12 +208,16 @@ def sweep_charts(report: SweepReport) -> SweepCharts:
             svg.line_chart(labels, [compliance], title="Compliant hosts, sweep by sweep", y_max=100, unit="%")
         ),
         by_role=trusted(
-            svg.bar_chart(_group_bars(report.by_role), title="Compliant hosts by role", max_value=100)
+            svg.bar_chart(
+                _group_bars(report.by_role), title="Compliant hosts by role", max_value=100, empty="no hosts"
+            )
         ),
         by_site=trusted(
-            svg.bar_chart(_group_bars(report.by_site), title="Compliant hosts by site", max_value=100)
+            svg.bar_chart(
+                _group_bars(report.by_site), title="Compliant hosts by site", max_value=100, empty="no hosts"
+            )
         ),
-        by_check=trusted(svg.bar_chart(_check_bars(report), title="Findings by check")),
+        by_check=trusted(svg.bar_chart(_check_bars(report), title="Findings by check", empty="no findings")),
     )
 
 

@@ -127,11 +127,11 @@ def _open(frame: _Frame, title: str) -> list[str]:
     ]
 
 
-def _no_data(frame: _Frame, title: str) -> str:
+def _no_data(frame: _Frame, title: str, text: str = "no data") -> str:
     parts = _open(frame, title)
     parts.append(
         f'<text x="{frame.width / 2:.0f}" y="{frame.height / 2:.0f}" text-anchor="middle" '
-        f'fill="{MUTED}">no data</text></svg>'
+        f'fill="{MUTED}">{escape(text)}</text></svg>'
     )
     return "".join(parts)
 
@@ -290,14 +290,16 @@ def bar_chart(
     width: int = 640,
     label_width: int = 170,
     row_height: int = 22,
+    empty: str = "no data",
 ) -> str:
-    """Horizontal bars, one row each, the label left (shortened; full text in its tooltip)."""
+    """Horizontal bars, one row each, the label left (shortened; full text in its tooltip);
+    ``empty`` is what an empty chart says."""
     for bar in bars:
         _color(bar.color)
     height = 12 + row_height * max(len(bars), 1) + 8
     frame = _Frame(width, height if bars else 60, left=label_width, right=130, top=12, bottom=8)
     if not bars:
-        return _no_data(frame, title)
+        return _no_data(frame, title, empty)
     top_value = max_value if max_value else nice_max(max(_clean(bar.value) for bar in bars))
     parts = _open(frame, title)
     for index, bar in enumerate(bars):

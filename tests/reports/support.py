@@ -158,9 +158,9 @@ def synthetic_fleet(size: int, *, seed: int = 0) -> Fleet:
 
 
 def synthetic_sites(fleet: Fleet) -> dict[str, str]:
-    """Sites for three quarters of the hosts; the rest stay unassigned."""
+    """Sites for four hosts in five; the fifth stays unassigned."""
     return {
         host.host.casefold(): SITES[index % len(SITES)]
         for index, host in enumerate(fleet.hosts)
-        if index % 4 != 3
+        if index % 5 != 4
     }
