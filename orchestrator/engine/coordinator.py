@@ -239,6 +239,18 @@ class _Drive:
         kind = EventKind.RUN_STARTED if view.started_at is None else EventKind.RUN_RESUMED
         self.emit(kind, state=RunStatus.RUNNING)
 
+    def recover(self, interrupted: str | None) -> None:
+        """A run found ``running`` was interrupted (its coordinator died): audit that it goes on."""
+        with write_transaction(self.store) as session:
+            append_audit(
+                session,
+                self.actor,
+                "run.resume",
+                self.run_id,
+                {"from": "running", "to": "running", "interrupted_coordinator": interrupted},
+            )
+        self.emit(EventKind.RUN_RESUMED, state=RunStatus.RUNNING, message="after an interruption")
+
     def wave_status(self, number: int, status: WaveStatus) -> None:
         with write_transaction(self.store) as session:
             set_wave_status(session, self.run_id, number, status, self.clock())
@@ -307,7 +319,9 @@ class _Drive:
 
     # --- the loop -------------------------------------------------------------------------------
 
-    def run(self) -> RunView:
+    def run(self, interrupted: str | None) -> RunView:
+        if self.view().status is RunStatus.RUNNING:
+            self.recover(interrupted)
         stalled = 0
         while True:
             view = self.view()
@@ -441,6 +455,7 @@ def advance(
     _check_startable(view)
     policy = policy or CoordinatorPolicy()
     holder = _coordinator_id()
+    interrupted = view.coordinator
     view = claim_coordinator(store, run_id, holder, policy.claim_ttl, clock())
     drive = _Drive(
         store,
@@ -462,10 +477,11 @@ def advance(
 
     try:
         with Heartbeat((policy.claim_ttl / 3).total_seconds(), renew, name=f"fleetfix-run-{run_id[:8]}"):
-            return drive.run()
+            drive.run(interrupted)
     finally:
         with contextlib.suppress(FleetfixError):
             release_coordinator(store, run_id, holder)
+    return get_run(store, run_id)  # as others now see it: without our claim
 
 
 __all__ = ["CoordinatorPolicy", "advance"]

@@ -11,7 +11,8 @@ A window is written ``[DAYS] HH:MM-HH:MM ZONE``::
   on the following day (``Sat-Sun 22:00-04:00`` is open until Monday 04:00). No days: every day.
 * ``ZONE`` is an IANA time zone (``UTC`` included); it is required, because "22:00" means nothing
   without it.
-* ``24:00`` may end a window (end of day); start and end must differ.
+* ``24:00`` (or ``00:00``) as the end means midnight at the end of the day; start and end must
+  differ, except that ``00:00-24:00`` is the whole day.
 
 **Daylight saving time.** Both ends of an occurrence are the *first instant the local clock shows
 that time*, each on its own day's offset, so windows follow the wall clock: a 22:00-04:00 window
@@ -147,7 +148,7 @@ class ChangeWindow:
             raise InputError("a change window needs days between Mon and Sun", field="--window")
         if not 0 <= self.start < _MINUTES_PER_DAY or not 0 < self.end <= _MINUTES_PER_DAY:
             raise InputError("a change window's times must lie within a day", field="--window")
-        if self.start == self.end % _MINUTES_PER_DAY:
+        if self.start == self.end:
             raise InputError("a change window's start and end must differ", field="--window")
 
     @classmethod
@@ -158,9 +159,10 @@ class ChangeWindow:
             raise InputError(f"{text!r} is not a change window: {_FORMAT_HINT}", field=field_name)
         days = _parse_days(match["days"], text, field_name) if match["days"] else frozenset(range(7))
         start = _parse_minutes(match["start"], text, field_name, is_end=False)
-        end = _parse_minutes(match["end"], text, field_name, is_end=True)
+        # an end at 00:00 is the coming midnight, as 24:00 is
+        end = _parse_minutes(match["end"], text, field_name, is_end=True) or _MINUTES_PER_DAY
         zone = _zone(match["zone"], text, field_name)
-        if start == end % _MINUTES_PER_DAY:
+        if start == end:
             raise InputError(f"{text!r}: start and end must differ", field=field_name)
         return cls(days=days, start=start, end=end, zone=zone.key, name=name)
 
