@@ -46,6 +46,12 @@ log_level = "WARNING"
 # certificate = "pki/fleetfix-graph.pem"     # use instead of client_secret (preferred)
 # authority = "https://login.microsoftonline.com"
 # graph_url = "https://graph.microsoft.com"
+
+# Named change windows for `fleetfix run --window NAME`: [DAYS] HH:MM-HH:MM ZONE, in the zone's
+# wall-clock time (days name the day a window opens; see docs/engine.md).
+# [windows]
+# weekend = "Sat-Sun 22:00-04:00 Europe/Amsterdam"
+# weeknights = "Mon-Fri 23:00-05:00 Europe/Amsterdam"
 """
 
 STARTER_INVENTORY = """\

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from orchestrator.engine.executors import Executor
 from orchestrator.engine.leases import leases_of
 from orchestrator.engine.model import (
+    TERMINAL_RUN_STATUSES,
     Clock,
     EventKind,
     EventSink,
@@ -55,6 +56,8 @@ from orchestrator.engine.runs import (
     pause_run,
     release_coordinator,
     renew_coordinator,
+    run_status,
+    set_pause_reason,
     set_wave_status,
     start_run,
     write_transaction,
@@ -64,6 +67,7 @@ from orchestrator.engine.windows import ChangeWindow
 from orchestrator.errors import FleetfixError, InputError, InternalError
 from orchestrator.store.audit import append_audit, local_actor
 from orchestrator.store.db import Store
+from orchestrator.store.engine import store_errors
 from orchestrator.store.types import utcnow
 
 if TYPE_CHECKING:
@@ -208,6 +212,9 @@ class _Drive:
     def finish(self, status: RunStatus, message: str, *, failed_wave: int | None = None) -> RunView:
         at = self.clock()
         with write_transaction(self.store) as session:
+            # someone may have ended it meanwhile (a cancel after our claim had lapsed): theirs stands
+            if run_status(session, self.run_id) in TERMINAL_RUN_STATUSES:
+                return self.view()
             if failed_wave is not None:
                 set_wave_status(session, self.run_id, failed_wave, WaveStatus.FAILED, at)
             finish_run(session, self.run_id, status, message, actor=self.actor, at=at)
@@ -218,11 +225,7 @@ class _Drive:
         at = self.clock()
         with write_transaction(self.store) as session:
             if view.status is RunStatus.PAUSED:
-                from orchestrator.store.models import Run  # noqa: PLC0415 - one column, no transition
-
-                run = session.get(Run, self.run_id)
-                if run is not None:
-                    run.pause_reason = reason
+                set_pause_reason(session, self.run_id, reason)
             else:
                 pause_run(session, self.run_id, reason, actor=self.actor, at=at)
         self.emit(EventKind.RUN_PAUSED, state=RunStatus.PAUSED, message=reason)
@@ -274,7 +277,7 @@ class _Drive:
     def tasks(self, view: RunView, wave: int) -> tuple[list[TargetTask], list[str]]:
         """The wave's dispatchable tasks, and the targets in progress elsewhere (to wait for)."""
         now = self.clock()
-        with write_transaction(self.store) as session:
+        with store_errors(self.store.engine.url), self.store.sessions() as session:
             leases = leases_of(session, self.run_id)
         tasks: list[TargetTask] = []
         elsewhere: list[str] = []

@@ -608,6 +608,16 @@ def pause_run(session: Session, run_id: str, reason: str, *, actor: str, at: dat
     return run
 
 
+def set_pause_reason(session: Session, run_id: str, reason: str) -> None:
+    """Update why a paused run is paused (no transition, no audit: it was audited when it paused)."""
+    session.execute(update(Run).where(Run.id == run_id).values(pause_reason=reason))
+
+
+def run_status(session: Session, run_id: str) -> RunStatus:
+    """The run's status, locked for the rest of the transaction (PostgreSQL)."""
+    return RunStatus(_load_run(session, run_id, for_update=True).status)
+
+
 def finish_run(
     session: Session, run_id: str, status: RunStatus, message: str, *, actor: str, at: datetime
 ) -> None:
@@ -805,6 +815,8 @@ __all__ = [
     "release_coordinator",
     "renew_coordinator",
     "request_cancel",
+    "run_status",
+    "set_pause_reason",
     "set_wave_status",
     "skip_target",
     "start_run",

@@ -26,18 +26,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 
+from sqlalchemy import func, select
+
 from orchestrator.engine.leases import HeldBy, Lease, acquire, release, renew_all
 from orchestrator.engine.model import (
+    FAILURE_STATES,
     TERMINAL_TARGET_STATES,
     Clock,
+    RunStatus,
     TargetOutcome,
     TargetState,
     TargetTask,
     TargetWork,
+    WaveKind,
 )
-from orchestrator.engine.runs import claim_target, record_outcome, skip_target, write_transaction
+from orchestrator.engine.runs import RunOptions, claim_target, record_outcome, skip_target, write_transaction
 from orchestrator.errors import FleetfixError
 from orchestrator.store.db import Store
+from orchestrator.store.engine import store_errors
+from orchestrator.store.models import Run, RunTarget, RunWave
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +164,60 @@ def process_target(
     return outcome if _finish(store, task, outcome, holder, clock()) else None
 
 
+class StoredGate:
+    """A ``should_start`` that reads everything from the store, for workers that cannot ask the
+    coordinator (the Celery executor's batch tasks): it refuses when the run is no longer running
+    (paused, finished), a cancel was requested, the change window is closed (unless
+    ``ignore_window``), a tenant or canary target failed, or the failure budget is exceeded.
+
+    The window, budget and wave kinds are read once; each call costs one window check and two small
+    queries (the run's flags, failure counts by wave).
+    """
+
+    def __init__(self, store: Store, run_id: str, clock: Clock, *, ignore_window: bool = False):
+        self._store = store
+        self._run_id = run_id
+        self._clock = clock
+        with store_errors(store.engine.url), store.sessions() as session:
+            run = session.execute(select(Run).where(Run.id == run_id)).scalar_one()
+            options = RunOptions.from_json(run.options or {})
+            self._total = session.execute(
+                select(func.count()).select_from(RunTarget).where(RunTarget.run_id == run_id)
+            ).scalar_one()
+            self._gate_waves = set(
+                session.execute(
+                    select(RunWave.number).where(
+                        RunWave.run_id == run_id, RunWave.kind != WaveKind.WAVE.value
+                    )
+                ).scalars()
+            )
+        self._window = None if ignore_window else options.change_window
+        self._budget = options.rollout.max_fail
+
+    def __call__(self, target: str) -> bool:
+        if self._window is not None and not self._window.is_open(self._clock()):
+            return False
+        with store_errors(self._store.engine.url), self._store.sessions() as session:
+            status, cancel = session.execute(
+                select(Run.status, Run.cancel_requested).where(Run.id == self._run_id)
+            ).one()
+            failures = dict(
+                session.execute(
+                    select(RunTarget.wave, func.count())
+                    .where(
+                        RunTarget.run_id == self._run_id,
+                        RunTarget.state.in_([s.value for s in FAILURE_STATES]),
+                    )
+                    .group_by(RunTarget.wave)
+                ).all()
+            )
+        if status != RunStatus.RUNNING or cancel:
+            return False
+        if any(failures.get(wave, 0) for wave in self._gate_waves):
+            return False
+        return not self._budget.exceeded(sum(failures.values()), self._total)
+
+
 class Heartbeat:
     """Calls ``beat`` every ``interval`` seconds on a daemon thread while the ``with`` block runs.
 
@@ -198,4 +259,4 @@ def lease_heartbeat(store: Store, run_id: str, holder: str, clock: Clock, policy
     return Heartbeat(policy.renew_every.total_seconds(), beat, name=f"fleetfix-leases-{run_id[:8]}")
 
 
-__all__ = ["Heartbeat", "LeasePolicy", "ShouldStart", "lease_heartbeat", "process_target"]
+__all__ = ["Heartbeat", "LeasePolicy", "ShouldStart", "StoredGate", "lease_heartbeat", "process_target"]
