@@ -175,7 +175,9 @@ def _check_bars(report: SweepReport) -> list[svg.Bar]:
             row.check_id,
             float(row.findings),
             svg.SEVERITY_COLORS.get(row.severity, svg.ACCENT),
-            f"{row.findings} on {row.hosts_affected} hosts",
+            f"{row.findings} on {row.hosts_affected} hosts"
+            if row.hosts_affected
+            else f"{row.findings} fleet-wide",
         )
         for row in report.by_check
         if not row.passed

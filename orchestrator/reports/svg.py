@@ -201,7 +201,7 @@ def line_chart(
     y_max: float | None = None,
     unit: str = "",
     integer: bool = False,
-    width: int = 640,
+    width: int = 560,
     height: int = 220,
 ) -> str:
     """Lines over the x ``labels`` (one value per label and series); ``y_max`` fixes the scale
@@ -242,7 +242,7 @@ def stacked_area_chart(
     series: Sequence[Series],
     *,
     title: str,
-    width: int = 640,
+    width: int = 560,
     height: int = 220,
 ) -> str:
     """Bands stacked in the order given (the first at the bottom); one point is one column."""
@@ -287,8 +287,8 @@ def bar_chart(
     *,
     title: str,
     max_value: float | None = None,
-    width: int = 640,
-    label_width: int = 170,
+    width: int = 560,
+    label_width: int = 150,
     row_height: int = 22,
     empty: str = "no data",
 ) -> str:
