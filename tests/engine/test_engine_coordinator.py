@@ -101,7 +101,7 @@ def test_all_waves_run_in_order_and_the_run_succeeds(store: Store, clock: FakeCl
 
 def test_concurrency_runs_a_wave_in_parallel(store: Store, clock: FakeClock) -> None:
     run_id = new_run(store, hosts(4), wave_size=4)
-    barrier = threading.Barrier(4, timeout=30)  # only passes when all four targets run at once
+    barrier = threading.Barrier(4, timeout=10)  # only passes when all four targets run at once
 
     def all_at_once(task: TargetTask) -> None:
         barrier.wait()
@@ -110,6 +110,8 @@ def test_concurrency_runs_a_wave_in_parallel(store: Store, clock: FakeClock) -> 
     view = drive(store, run_id, work, clock, executor_=executor(store, work, clock, concurrency=4))
     assert view.status is RunStatus.SUCCEEDED
     assert sorted(work.targets()) == ["h01", "h02", "h03", "h04"]
+    # a broken barrier (fewer than four at once) would have made the work raise: failed targets
+    assert set(states(store, run_id).values()) == {TargetState.SUCCEEDED}
 
 
 def test_work_that_raises_is_a_failed_target_not_a_failed_run(store: Store, clock: FakeClock) -> None:
