@@ -105,6 +105,20 @@ def _remote_access_running(call: ScriptCall) -> bool:
     return service is not None and service.status == "Running"
 
 
+_TICK = datetime.timedelta(microseconds=1)
+"""The lab clock counts whole seconds; Windows counts 100 ns ticks.  Events that follow each other
+within one second are kept in order by a tick, so "started after the change" means what it does
+on Windows."""
+
+
+def _after_last_start(call: ScriptCall, now: datetime.datetime) -> datetime.datetime:
+    """``Get-Date`` right after a change: later than RemoteAccess's last start, which came before."""
+    service = call.host.component(Services).get(REMOTE_ACCESS)
+    if service is not None and service.started_at is not None and service.started_at >= now:
+        return service.started_at + _TICK
+    return now
+
+
 @script_handler("rras.set-root-cert")
 def set_root_cert(call: ScriptCall) -> list[object]:
     given = _mandatory(call, "Thumbprint")
@@ -137,7 +151,7 @@ def set_root_cert(call: ScriptCall) -> list[object]:
     if kept.der != server.configured.auth.root_certificate_der:
         call.write_warning(server.set_auth_protocol(root_certificate_der=kept.der))
         call.record_change("VpnAuthProtocol.RootCertificateNameToAccept", before, kept.thumbprint)
-    changed_at = now_of(call.host)
+    changed_at = _after_last_start(call, now_of(call.host))
     after = _thumbprint_of(server.configured.auth.root_certificate_der)
     if after != wanted:
         raise TerminatingError(
@@ -150,7 +164,7 @@ def set_root_cert(call: ScriptCall) -> list[object]:
         "before_thumbprint": before,
         "after_thumbprint": after,
         "pending_restart": _remote_access_running(call),
-        "changed_at": iso(changed_at),
+        "changed_at": _precise(changed_at),
     }
     return [to_json(document)]
 
@@ -168,8 +182,13 @@ def _no_such_service(name: str) -> TerminatingError:
     )
 
 
+def _precise(moment: datetime.datetime) -> str:
+    """``ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'")`` (to the microsecond here)."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _service_state(status: str, started_at: datetime.datetime | None) -> dict[str, Any]:
-    return {"status": status, "started_at": None if started_at is None else iso(started_at)}
+    return {"status": status, "started_at": None if started_at is None else _precise(started_at)}
 
 
 @script_handler("rras.restart-service")
@@ -181,10 +200,12 @@ def restart_service(call: ScriptCall) -> list[object]:
     if service is None:
         raise _no_such_service(name)
     started_at = service.started_at if service.status == "Running" else None
-    current = not_before is not None and started_at is not None and started_at >= not_before
+    current = not_before is not None and started_at is not None and started_at > not_before
     sessions: int | None = None
     if not current:
         now = now_of(call.host)
+        if not_before is not None and now <= not_before:
+            now = not_before + _TICK  # this restart comes after the change it puts into effect
         before = _service_state(service.status, started_at)
         server = call.host.find(RrasServer)
         after: dict[str, Any]
@@ -206,7 +227,7 @@ def restart_service(call: ScriptCall) -> list[object]:
         "name": service.name,
         "changed": not current,
         "status": service.status,
-        "started_at": None if started_at is None else iso(started_at),
+        "started_at": None if started_at is None else _precise(started_at),
         "sessions_dropped": sessions,
     }
     return [to_json(document)]

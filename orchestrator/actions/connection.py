@@ -78,6 +78,18 @@ class LiveConnection:
             self._intune = self._stack.enter_context(self._open_intune())
         return self._intune
 
+    def reset_session(self) -> None:
+        """Close the WinRM session; the next :meth:`run` opens a new one.
+
+        A session's deadline bounds its whole life (connect, scripts, close: a hung host cannot
+        hold a worker), so work that comes after a long wait (a rollback after verification
+        polled for minutes) needs a session of its own.
+        """
+        self.close()
+        self._stack = ExitStack()
+        self._session = None
+        self._intune = None
+
     def close(self) -> None:
         self._stack.close()
 

@@ -111,6 +111,12 @@ def run_command(
     wait_window: Annotated[
         bool, typer.Option("--wait/--no-wait", help="outside the window: wait for it (default) or pause")
     ] = True,
+    verify_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--verify-timeout", min=0.0, help="seconds verification may poll (default: the playbook's)"
+        ),
+    ] = None,
     concurrency: ConcurrencyOption = DEFAULT_CONCURRENCY,
     timeout: TimeoutOption = DEFAULT_DEADLINE_S,
     output: OutputOption = OutputFormat.table,
@@ -169,6 +175,7 @@ def run_command(
             sweep_id=context.sweep.id,
             concurrency=concurrency,
             deadline_s=timeout,
+            verify_timeout_s=verify_timeout,
         )
         view = _advance(settings, store, run_id, hosts, wait_window=wait_window, output=output)
     _finish(view, output)
@@ -348,6 +355,7 @@ def _create(
     sweep_id: str,
     concurrency: int,
     deadline_s: float,
+    verify_timeout_s: float | None,
 ) -> str:
     from orchestrator.checks.model import thaw  # noqa: PLC0415
     from orchestrator.engine.runs import create_run  # noqa: PLC0415
@@ -367,6 +375,7 @@ def _create(
             "sweep_id": sweep_id,
             "concurrency": concurrency,
             "deadline_s": deadline_s,
+            "verify_timeout_s": verify_timeout_s,
             "approved_with_yes": approved and playbook.risk != "none",
         },
         plans=dict(planned) if planned is not None else None,
@@ -416,6 +425,7 @@ def _advance(
             concurrency=int(recorded.get("concurrency", DEFAULT_CONCURRENCY)),
             deadline_s=float(recorded.get("deadline_s", DEFAULT_DEADLINE_S)),
         ),
+        verify_timeout_s=recorded.get("verify_timeout_s"),
     )
     executor = LocalExecutor(
         store,

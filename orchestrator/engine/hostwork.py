@@ -77,6 +77,8 @@ class WorkSetup:
     actor: str
     approver: str | None = None
     holder: str | None = None
+    verify_timeout_s: float | None = None
+    """overrides the playbook's verification timeout (``fleetfix run --verify-timeout``)"""
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
 
@@ -426,6 +428,7 @@ class TargetRunner:
     def _verify(self, task: TargetTask, conn: LiveConnection, progress: _Progress) -> TargetOutcome:
         setup, target = self.setup, task.target
         checks = setup.playbook.fixes if is_tenant(target) else setup.playbook.verify.checks
+        conn.reset_session()  # verification may take minutes; a rollback after it gets a fresh session
         remaining = self._poll(target, checks, wait=progress.changed)
         if not remaining:
             state = TargetState.SUCCEEDED if progress.changed else TargetState.UNCHANGED
@@ -447,7 +450,8 @@ class TargetRunner:
         Without a change there is nothing to wait for: one look decides.
         """
         policy = self.setup.playbook.verify
-        deadline = self.setup.monotonic() + (policy.timeout_s if wait else 0.0)
+        timeout = self.setup.verify_timeout_s if self.setup.verify_timeout_s is not None else policy.timeout_s
+        deadline = self.setup.monotonic() + (timeout if wait else 0.0)
         while True:
             obs = observe_target(self.setup, target)
             if target in obs.errors:

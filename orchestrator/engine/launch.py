@@ -142,6 +142,7 @@ def work_setup(
     options: CollectOptions | None = None,
     environ: Mapping[str, str] | None = None,
     io: SweepIO | None = None,
+    verify_timeout_s: float | None = None,
 ) -> WorkSetup:
     """The real edges: WinRM sessions with the vault's credentials, Graph when configured."""
     from orchestrator.engine.hostwork import WorkSetup  # noqa: PLC0415 (the actions load here)
@@ -162,6 +163,7 @@ def work_setup(
         actor=actor,
         approver=approver,
         holder=holder,
+        verify_timeout_s=verify_timeout_s,
     )
 
 

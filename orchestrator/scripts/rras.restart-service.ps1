@@ -9,7 +9,7 @@
     service starts. Written for Windows PowerShell 5.1 and PowerShell 7; any service name works,
     and an unknown one fails as Get-Service fails.
 
-    NotBefore makes a retried step idempotent: when the service is running and started at or after
+    NotBefore makes a retried step idempotent: when the service is running and started after
     NotBefore, it already runs with every change made before that time, so it is left alone and
     "changed" is false. A restart half-done by an earlier attempt is not repeated. An empty
     NotBefore always restarts.
@@ -45,7 +45,8 @@ Set-StrictMode -Version Latest
 function ConvertTo-IsoTime {
     # 5.1 would print "\/Date(...)\/"; an explicit invariant format is the same on every host.
     param([datetime]$Value)
-    $Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+    # To the tick: started_at is compared with a change's time (NotBefore) to the tick.
+    $Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
 }
 
 function Get-ServiceStartTime {
@@ -91,7 +92,8 @@ $service = Get-Service -Name $Name
 $serviceName = $service.Name
 $startedAt = if ($service.Status -eq 'Running') { Get-ServiceStartTime -ServiceName $serviceName } else { $null }
 
-$current = $null -ne $notBeforeTime -and $null -ne $startedAt -and $startedAt -ge $notBeforeTime
+# Strictly after: a start at the very time of the change may have read the old configuration.
+$current = $null -ne $notBeforeTime -and $null -ne $startedAt -and $startedAt -gt $notBeforeTime
 $sessions = $null
 if (-not $current) {
     $sessions = Get-RemoteAccessSessionCount -ServiceName $serviceName

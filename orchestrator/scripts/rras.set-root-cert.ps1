@@ -100,7 +100,8 @@ if ($before -eq $wanted) {
 }
 else {
     $null = Set-VpnAuthProtocol -RootCertificateNameToAccept $certificate -PassThru
-    $changedAt = ConvertTo-IsoTime (Get-Date)
+    # to the tick: a restart in the same second as the change, but before it, must not count
+    $changedAt = (Get-Date).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
     $after = Get-AcceptedRootThumbprint
     if ($after -ne $wanted) {
         $shown = if ($null -eq $after) { 'nothing' } else { $after }

@@ -12,6 +12,7 @@ import datetime
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -253,10 +254,17 @@ def test_restart_service_is_generic_and_refuses_unknown_services(lab: EstateLab)
             None,
         )
         assert first.started_at is not None
-        again = conn.run(RESTART_SERVICE.bind(Name="IKEEXT", NotBefore=first.started_at.isoformat()))
+        # started after the change: nothing to do; started at the very time of it: restarted
+        # (that start may have read the configuration from before the change)
+        earlier = (first.started_at - timedelta(seconds=1)).isoformat()
+        again = conn.run(RESTART_SERVICE.bind(Name="IKEEXT", NotBefore=earlier))
         assert (again.changed, again.started_at) == (False, first.started_at)
+        same = conn.run(RESTART_SERVICE.bind(Name="IKEEXT", NotBefore=first.started_at.isoformat()))
+        assert same.changed
+        assert same.started_at is not None
+        assert same.started_at > first.started_at
     changes = changes_of(lab, name)
-    assert [c["what"] for c in changes] == ["Service[IKEEXT]"]
+    assert [c["what"] for c in changes] == ["Service[IKEEXT]", "Service[IKEEXT]"]
 
 
 def test_the_scripts_fail_as_windows_does_without_the_role(lab: EstateLab) -> None:
