@@ -15,6 +15,7 @@ SHIPPED = [
     ("orchestrator/store/migrations", "**/*.py"),
     ("orchestrator/store/migrations", "*.mako"),
     ("lab/scenarios", "*.yaml"),
+    ("orchestrator/reports/templates", "*.j2"),
     (".", "*/py.typed"),
 ]
 
