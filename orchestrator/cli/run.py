@@ -5,8 +5,9 @@ Thin: the targets and the per-target work come from :mod:`orchestrator.engine.la
 This module parses options, shows live progress per wave on stderr, and renders results (JSON
 shapes in docs/cli-json.md).
 
-Exit codes: 0 the run succeeded (or ``--check`` planned without errors); 1 it failed, paused,
-awaits approval, or some target could not be planned; 2 bad input; 3 store or internal error.
+Exit codes: 0 the run succeeded and every target is fixed or was already right (or ``--check``
+planned without errors); 1 it failed, paused, awaits approval, or some target was refused,
+skipped or could not be planned; 2 bad input; 3 store or internal error.
 """
 
 from __future__ import annotations
@@ -501,7 +502,14 @@ def _finish(view: RunView, output: OutputFormat) -> None:
         emit_json(view.to_dict())
     else:
         _render_run(view)
-    raise typer.Exit(int(ExitCode.OK if view.status.value == "succeeded" else ExitCode.FINDINGS))
+    raise typer.Exit(int(ExitCode.OK if _all_done(view) else ExitCode.FINDINGS))
+
+
+def _all_done(view: RunView) -> bool:
+    """Exit 0 only when the run succeeded and every target is fixed or was already right: a target
+    refused (drifted) or skipped (locked by another run) is still to do."""
+    settled = {"succeeded", "unchanged"}
+    return view.status.value == "succeeded" and all(target.state.value in settled for target in view.targets)
 
 
 def _render_run(view: RunView) -> None:
