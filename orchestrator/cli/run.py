@@ -396,44 +396,14 @@ def _advance(
     """Build the run's work from what the run recorded and drive it until it stops."""
     from orchestrator.engine import get_run  # noqa: PLC0415
     from orchestrator.engine.executors import LocalExecutor  # noqa: PLC0415
-    from orchestrator.engine.hostwork import TargetRunner  # noqa: PLC0415
-    from orchestrator.engine.launch import load_context, work_setup  # noqa: PLC0415
-    from orchestrator.playbook import load_playbooks  # noqa: PLC0415
+    from orchestrator.engine.launch import run_work  # noqa: PLC0415
 
     view = get_run(store, run_id)
     if view.status.value == "awaiting_approval":
         return view
-    recorded = view.parameters
-    playbook = load_playbooks(settings).get(view.playbook_id or "")
-    params = playbook.resolve_params(dict(recorded.get("params", {})))
-    if hosts is None:
-        from orchestrator.inventory import load_inventory  # noqa: PLC0415
-
-        hosts = tuple(load_inventory(settings.inventory))
     holder = _holder()
-    setup = work_setup(
-        settings,
-        store,
-        run_id=run_id,
-        playbook=playbook,
-        params=params,
-        hosts=hosts,
-        context=load_context(store, sweep_id=recorded.get("sweep_id")),
-        actor=view.requested_by,
-        approver=view.approved_by,
-        holder=holder,
-        options=CollectOptions(
-            concurrency=int(recorded.get("concurrency", DEFAULT_CONCURRENCY)),
-            deadline_s=float(recorded.get("deadline_s", DEFAULT_DEADLINE_S)),
-        ),
-        verify_timeout_s=recorded.get("verify_timeout_s"),
-    )
-    executor = LocalExecutor(
-        store,
-        TargetRunner(setup),
-        concurrency=int(recorded.get("concurrency", DEFAULT_CONCURRENCY)),
-        holder=holder,
-    )
+    work = run_work(settings, store, view, holder=holder, hosts=hosts)
+    executor = LocalExecutor(store, work.runner, concurrency=work.concurrency, holder=holder)
     progress = _Progress() if output is OutputFormat.table else None
     return _advance_taking_over(
         store,

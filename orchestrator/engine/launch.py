@@ -32,11 +32,12 @@ from orchestrator.store.models import HostResult
 from orchestrator.store.sweeps import SweepRun, fleet_facts_of, get_sweep, latest_sweep, sweep_findings
 from orchestrator.sweep.collect import ProbeSession, winrm_session
 from orchestrator.sweep.credentials import resolve_all
-from orchestrator.sweep.plan import CollectOptions, CredentialKey
+from orchestrator.sweep.plan import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE_S, CollectOptions, CredentialKey
 from orchestrator.sweep.service import SweepIO, default_io
 
 if TYPE_CHECKING:
-    from orchestrator.engine.hostwork import WorkSetup
+    from orchestrator.engine.hostwork import TargetRunner, WorkSetup
+    from orchestrator.engine.runs import RunView
     from orchestrator.playbook.model import Playbook
     from orchestrator.transport.graph.intune import IntuneClient
 
@@ -167,6 +168,57 @@ def work_setup(
     )
 
 
+@dataclass(frozen=True)
+class RunWork:
+    """A playbook run's per-target work, rebuilt from what the run recorded, and its parallelism."""
+
+    runner: TargetRunner
+    concurrency: int
+
+
+def run_work(
+    settings: Settings,
+    store: Store,
+    run: RunView,
+    *,
+    holder: str,
+    hosts: Sequence[Host] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunWork:
+    """The work of ``run`` from its recorded parameters (playbook, parameters, the sweep it
+    plans in, collection options): what the CLI, ``runs resume`` and a Celery worker all run.
+
+    ``hosts`` defaults to the configured inventory (a worker has no ``--limit``: the run's
+    targets are already chosen).
+    """
+    from orchestrator.engine.hostwork import TargetRunner  # noqa: PLC0415
+    from orchestrator.inventory import load_inventory  # noqa: PLC0415
+    from orchestrator.playbook import load_playbooks  # noqa: PLC0415
+
+    recorded = run.parameters
+    playbook = load_playbooks(settings).get(run.playbook_id or "")
+    params = playbook.resolve_params(dict(recorded.get("params", {})))
+    concurrency = int(recorded.get("concurrency", DEFAULT_CONCURRENCY))
+    setup = work_setup(
+        settings,
+        store,
+        run_id=run.id,
+        playbook=playbook,
+        params=params,
+        hosts=tuple(load_inventory(settings.inventory)) if hosts is None else hosts,
+        context=load_context(store, sweep_id=recorded.get("sweep_id")),
+        actor=run.requested_by,
+        approver=run.approved_by,
+        holder=holder,
+        options=CollectOptions(
+            concurrency=concurrency, deadline_s=float(recorded.get("deadline_s", DEFAULT_DEADLINE_S))
+        ),
+        environ=environ,
+        verify_timeout_s=recorded.get("verify_timeout_s"),
+    )
+    return RunWork(TargetRunner(setup), concurrency)
+
+
 def _session_opener(
     vault: Vault, options: CollectOptions, environ: Mapping[str, str] | None
 ) -> Callable[[Host], AbstractContextManager[ProbeSession]]:
@@ -194,4 +246,13 @@ def _intune_opener(
     return open_client
 
 
-__all__ = ["TENANT_ROLE", "Context", "Target", "load_context", "select_targets", "work_setup"]
+__all__ = [
+    "TENANT_ROLE",
+    "Context",
+    "RunWork",
+    "Target",
+    "load_context",
+    "run_work",
+    "select_targets",
+    "work_setup",
+]
