@@ -14,9 +14,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.errors import OutputFileError
+from orchestrator.errors import InputError, OutputFileError
 from orchestrator.reports.export import CSV_COLUMNS
-from orchestrator.reports.output import write_atomic
+from orchestrator.reports.output import check_target, write_atomic, write_stdout
 from orchestrator.store import Run, RunKind, RunStatus, Store, create_store_engine, upgrade
 from tests.clirun import Cli
 from tests.reports.support import T0, down, finding, ok, record_sweep
@@ -191,3 +191,13 @@ def test_a_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
     assert write_atomic(target, iter(["new ", "report \u2713"])) == len("new report \u2713".encode())
     assert target.read_text() == "new report \u2713"
+
+
+def test_check_target_and_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    check_target(tmp_path / "new.html")  # a new file in a writable directory
+    for path, text in ((tmp_path / "no" / "r.html", "does not exist"), (tmp_path, "is a directory")):
+        with pytest.raises(InputError, match=text) as raised:
+            check_target(path)
+        assert raised.value.field == "-o"
+    assert write_stdout(iter(["a,b\r\n", "\u2713"])) == len("a,b\r\n\u2713".encode())
+    assert capsys.readouterr().out == "a,b\r\n\u2713"
