@@ -1,7 +1,7 @@
 """Make a sweep report to look at: ``fleetfix demo`` on a lab scenario, then the report of its sweep
 as HTML (and CSV, JSON), and a screenshot of the page through headless Chromium.
 
-    .venv/bin/python scripts/report_screenshot.py --out /tmp/fleetfix-report
+    .venv/bin/python scripts/report_screenshot.py --out report-preview
     .venv/bin/python scripts/report_screenshot.py --out shots --scenario mixed-1k --height 12000
 
 Writes into ``--out``: ``lab/`` (the demo's lab directory, kept: its store answers ``fleetfix
