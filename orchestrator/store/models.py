@@ -20,6 +20,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -404,12 +405,41 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
 
 
+class CollectedHost(Base):
+    """A sweep's host result as a Celery worker delivered it, before the sweep is complete.
+
+    The distributed sweep's ledger (``orchestrator.sweep.distributed``): ``collect_batch`` tasks
+    write one row per (run, host) as each host finishes, the sweep's coordinator waits until every
+    selected host has its row, reads them back and completes the sweep as an in-process sweep does
+    (``host_results`` and findings in one transaction), then deletes them. The unique constraint makes
+    a redelivered batch harmless: the first result for a host stands, a second is dropped.
+    """
+
+    __tablename__ = "collected_hosts"
+    __table_args__ = (UniqueConstraint("run_id", "host"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = _run_fk()
+    host: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    facts: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    script_errors: Mapped[list[str]] = mapped_column(json_type(), default=list)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    elapsed_s: Mapped[float] = mapped_column(Float)
+    # the worker process that collected it (host:pid), for the record
+    collected_by: Mapped[str] = mapped_column(String(255))
+
+
 __all__ = [
     "GENESIS_HASH",
     "NAMING_CONVENTION",
     "AuditHead",
     "AuditLogRow",
     "Base",
+    "CollectedHost",
     "Finding",
     "HostLease",
     "HostResult",

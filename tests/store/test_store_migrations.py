@@ -29,6 +29,8 @@ from orchestrator.store.models import GENESIS_HASH
 TABLES = {"runs", "host_results", "findings", "action_journal", "audit_log", "audit_head", "alembic_version"}
 # the engine's tables (migration 0003)
 TABLES |= {"run_waves", "run_targets", "host_leases"}
+# the distributed sweep's ledger (migration 0004)
+TABLES |= {"collected_hosts"}
 
 
 def settings_for(url: str, tmp_path: Path) -> Settings:
