@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -117,6 +117,61 @@ class NotifySettings(BaseModel):
     webhooks: tuple[WebhookSettings, ...] = ()
 
 
+class CelerySettings(BaseModel):
+    """``[celery]``: how work spreads over Celery workers once ``broker_url`` is set (docs/celery.md).
+
+    The defaults follow the measured advice in the design's Celery notes: batches of about a hundred
+    hosts, a hard time limit of 15 minutes per batch, a visibility timeout of two hours (well above a
+    batch plus any retry delay, so Redis never re-delivers a batch that is still running).  Tests
+    shorten them to provoke redelivery within seconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queue_prefix: str = Field(
+        default="fleetfix",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="queues are PREFIX.winrm, PREFIX.graph and PREFIX.control",
+    )
+    batch_size: int = Field(default=100, ge=1, le=1000, description="targets or hosts per task (50-200)")
+    soft_time_limit_s: float = Field(default=840.0, gt=0, description="a batch stops starting hosts")
+    time_limit_s: float = Field(default=900.0, gt=0, description="a batch's process is killed")
+    control_time_limit_s: float = Field(
+        default=6 * 3600.0, gt=0, description="hard limit of a controller task (it drives a whole run)"
+    )
+    visibility_timeout_s: float = Field(
+        default=7200.0, gt=0, description="Redis: an unacknowledged batch comes back after this long"
+    )
+    unacked_restore_interval_s: float = Field(
+        default=10.0, gt=0, description="Redis: how often a worker looks for batches to bring back"
+    )
+    lease_ttl_s: float = Field(
+        default=300.0, gt=0, description="a dead worker keeps its hosts locked this long at most"
+    )
+    poll_s: float = Field(default=2.0, gt=0, description="how often the coordinator reads progress")
+    redispatch_after_s: float | None = Field(
+        default=None, gt=0, description="re-send hosts no worker touched for this long (default: the VT)"
+    )
+    worker_concurrency: int | None = Field(
+        default=None, ge=1, le=256, description="batches one worker runs at once (default: CPUs)"
+    )
+    result_backend: str | None = Field(
+        default=None, description="none: outcomes go to the store, not to a result backend"
+    )
+    retry_max: int = Field(default=5, ge=0, le=100, description="retries of a batch on store errors")
+    retry_backoff_max_s: float = Field(default=300.0, gt=0, description="longest wait between retries")
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> CelerySettings:
+        if self.soft_time_limit_s >= self.time_limit_s:
+            raise ValueError("soft_time_limit_s must be below time_limit_s")
+        return self
+
+    @property
+    def redispatch_after(self) -> float:
+        return self.redispatch_after_s or self.visibility_timeout_s
+
+
 class Settings(BaseSettings):
     """Everything fleetfix needs to know about its surroundings. Immutable once loaded."""
 
@@ -134,6 +189,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = "WARNING"
     graph: GraphSettings = Field(default_factory=GraphSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    celery: CelerySettings = Field(default_factory=CelerySettings)
     windows: dict[str, str] = Field(
         default_factory=dict,
         description="named change windows: name -> '[DAYS] HH:MM-HH:MM ZONE' (see docs/engine.md)",
@@ -344,6 +400,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
 
 __all__ = [
     "CONFIG_FILENAME",
+    "CelerySettings",
     "GraphSettings",
     "NotifySettings",
     "Settings",
