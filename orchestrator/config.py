@@ -19,10 +19,12 @@ import re
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -172,6 +174,195 @@ class CelerySettings(BaseModel):
         return self.redispatch_after_s or self.visibility_timeout_s
 
 
+# --- [schedule] (docs/schedule.md) -----------------------------------------------------------------
+
+JobKind = Literal["sweep", "playbook"]
+JOB_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}"
+
+
+class ScheduleRollout(BaseModel):
+    """A scheduled playbook's rollout overrides (the playbook's own rollout defaults otherwise)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    canary: int | None = Field(default=None, ge=0, description="targets in the canary wave")
+    wave_size: int | None = Field(default=None, ge=1, description="targets per later wave")
+    max_fail: str | None = Field(default=None, description="failure budget: a count (3) or a share (10%)")
+
+    @field_validator("max_fail", mode="before")
+    @classmethod
+    def _budget(cls, value: object) -> object:
+        if value is None:
+            return None
+        text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+        from orchestrator.engine.model import FailureBudget  # noqa: PLC0415 (the engine imports config)
+        from orchestrator.errors import InputError  # noqa: PLC0415
+
+        try:
+            FailureBudget.parse(text)
+        except InputError as exc:
+            raise ValueError(exc.message) from None
+        return text
+
+
+class ScheduleJobSettings(BaseModel):
+    """One ``[[schedule.jobs]]`` entry: what runs, when (cron in the job's zone), on which hosts.
+
+    A playbook whose risk is not ``none`` runs only when the job names who approved it
+    (``approved_by``) and the digest of the job they approved (``approved_digest``, shown by
+    ``fleetfix beat --list``); a changed job or playbook needs a new approval (docs/schedule.md).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=f"^{JOB_NAME_PATTERN}$", description="unique; keys the job's fires")
+    kind: JobKind = "sweep"
+    cron: str = Field(description="minute hour day-of-month month day-of-week, in `timezone`")
+    timezone: str | None = Field(default=None, description="IANA zone; default: [schedule] timezone")
+    selector: str | None = Field(default=None, description="--limit expression; default: every host")
+    enabled: bool = True
+    # --- playbook jobs ---
+    playbook: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="playbook parameters NAME = VALUE")
+    window: str | None = Field(default=None, description="change window: a [windows] name or a spec")
+    rollout: ScheduleRollout = Field(default_factory=ScheduleRollout)
+    all_hosts: bool = Field(default=False, description="every selected host of the role, not only flagged")
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    approved_by: str | None = Field(default=None, min_length=1, max_length=255)
+    approved_digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{12,64}$")
+    approval_expires: date | None = Field(default=None, description="last local date the approval holds")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from orchestrator.errors import InputError  # noqa: PLC0415
+        from orchestrator.schedule.cron import CronExpr  # noqa: PLC0415 (keeps config light)
+
+        try:
+            return CronExpr.parse(value).text
+        except InputError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    @field_validator("selector")
+    @classmethod
+    def _valid_selector(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from orchestrator.errors import SelectorError  # noqa: PLC0415
+        from orchestrator.inventory.selectors import parse_selector  # noqa: PLC0415
+
+        try:
+            parse_selector(value)
+        except SelectorError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> ScheduleJobSettings:
+        if self.kind == "playbook":
+            if not self.playbook:
+                raise ValueError("a playbook job needs `playbook` (a playbook id)")
+            return self
+        given = [
+            key
+            for key in ("playbook", "window", "approved_by", "approved_digest", "approval_expires",
+                        "concurrency")
+            if getattr(self, key) is not None
+        ]  # fmt: skip
+        if self.params:
+            given.append("params")
+        if self.all_hosts:
+            given.append("all_hosts")
+        if self.rollout != ScheduleRollout():
+            given.append("rollout")
+        if given:
+            raise ValueError(f'{", ".join(given)}: only playbook jobs take these (kind = "playbook")')
+        return self
+
+
+def _check_zone(value: str) -> str:
+    from orchestrator.engine.windows import _zone  # noqa: PLC0415
+    from orchestrator.errors import InputError  # noqa: PLC0415
+
+    try:
+        return _zone(value, value, "timezone").key
+    except InputError as exc:
+        message = exc.message.removeprefix(f"{value!r}: ")
+        raise ValueError(message) from None
+
+
+class ScheduleSettings(BaseModel):
+    """``[schedule]``: the jobs ``fleetfix beat`` fires, and how the beat keeps its one lease."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str | None = Field(default=None, description="IANA zone for jobs that name none")
+    catch_up_s: float = Field(
+        default=3600.0, ge=0, le=7 * 86400, description="a fire missed by less than this still runs"
+    )
+    lease_ttl_s: float = Field(
+        default=60.0, ge=5, le=3600, description="a dead beat's lease expires after this long"
+    )
+    jobs: tuple[ScheduleJobSettings, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    def zone_of(self, job: ScheduleJobSettings) -> str:
+        """The job's zone: its own, else the schedule's (checked when the settings load)."""
+        zone = job.timezone or self.timezone
+        assert zone is not None
+        return zone
+
+    def job(self, name: str) -> ScheduleJobSettings | None:
+        return next((job for job in self.jobs if job.name == name), None)
+
+
+# --- [signing] (docs/deploy.md, "Message signing") ----------------------------------------------
+
+
+class SigningSettings(BaseModel):
+    """``[signing]``: Celery messages signed with an RSA key; workers accept only messages signed
+    by a certificate in ``cert_store``. The key file is a path, its password a credential reference."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_file: Path | None = Field(default=None, description="PEM private key (RSA) this process signs with")
+    certificate: Path | None = Field(default=None, description="PEM certificate of that key")
+    cert_store: Path | None = Field(default=None, description="directory of trusted signers' *.pem")
+    key_password: str | None = Field(default=None, description="credential reference (vault:NAME, env:VAR)")
+    digest: Literal["sha256", "sha384", "sha512"] = "sha256"
+    max_age_s: float = Field(
+        default=6 * 3600.0, gt=0, le=7 * 86400, description="deadline of a message sent without expires"
+    )
+
+    @field_validator("key_password")
+    @classmethod
+    def _must_be_reference(cls, value: str | None) -> str | None:
+        return None if value is None else str(parse_reference(value))
+
+    @model_validator(mode="after")
+    def _all_or_nothing(self) -> SigningSettings:
+        given = {"key_file": self.key_file, "certificate": self.certificate, "cert_store": self.cert_store}
+        missing = [name for name, value in given.items() if value is None]
+        if 0 < len(missing) < len(given):
+            raise ValueError(
+                f"signing needs key_file, certificate and cert_store; missing: {', '.join(missing)}"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.key_file is not None
+
+
 class Settings(BaseSettings):
     """Everything fleetfix needs to know about its surroundings. Immutable once loaded."""
 
@@ -196,6 +387,10 @@ class Settings(BaseSettings):
     )
     """Named change windows for ``--window NAME``, e.g. ``weekend = "Sat-Sun 22:00-04:00
     Europe/Amsterdam"`` in a ``[windows]`` table; each value is checked when the settings load."""
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    """Scheduled sweeps and playbook runs for ``fleetfix beat`` (``[schedule]``, docs/schedule.md)."""
+    signing: SigningSettings = Field(default_factory=SigningSettings)
+    """Optional Celery message signing (``[signing]``, docs/deploy.md)."""
     # Where the settings came from; set by load_settings, not by users.
     config_file: Path | None = Field(default=None, exclude=True)
 
@@ -224,6 +419,31 @@ class Settings(BaseSettings):
             except InputError as exc:
                 raise ValueError(f"window {name!r}: {exc.message}") from None
         return value
+
+    @model_validator(mode="after")
+    def _valid_schedule(self) -> Settings:
+        """Checks across jobs and sections, reported at the job's own line: unique names, a zone for
+        every job, windows that name a configured window or are a spec."""
+        from orchestrator.engine.windows import resolve_window  # noqa: PLC0415
+        from orchestrator.errors import InputError  # noqa: PLC0415
+
+        seen: dict[str, int] = {}
+        for index, job in enumerate(self.schedule.jobs):
+            if job.name in seen:
+                _schedule_error(
+                    index, "name", f"job name {job.name!r} is already used by job {seen[job.name] + 1}"
+                )
+            seen[job.name] = index
+            if job.timezone is None and self.schedule.timezone is None:
+                _schedule_error(
+                    index, "timezone", "required: an IANA zone (Europe/Amsterdam, UTC) here or in [schedule]"
+                )
+            if job.window is not None:
+                try:
+                    resolve_window(job.window, self)
+                except InputError as exc:
+                    _schedule_error(index, "window", exc.message)
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -260,11 +480,19 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _TomlSource(settings_cls))
 
 
+def _schedule_error(index: int, field: str, message: str) -> None:
+    """Fail validation at ``schedule.jobs[index].field`` so the error names the job's own line."""
+    error = pydantic_core.PydanticCustomError("schedule", "{message}", {"message": message})
+    details = pydantic_core.InitErrorDetails(type=error, loc=("schedule", "jobs", index, field), input=None)
+    raise ValidationError.from_exception_data("Settings", [details])
+
+
 # --- TOML loading -------------------------------------------------------------------------------
 
 _PATH_KEYS_TOP = {"data_dir", "master_key_file", "credentials_file"}
 _PATH_LIST_KEYS = {"inventory", "playbook_paths"}
 _PATH_KEYS_GRAPH = {"certificate", "ca_bundle"}
+_PATH_KEYS_SIGNING = {"key_file", "certificate", "cert_store"}
 
 # The TOML document being loaded; load_settings sets it around model construction so the settings
 # class stays a plain pydantic-settings class. A ContextVar keeps concurrent loads apart.
@@ -329,6 +557,12 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         for key in _PATH_KEYS_GRAPH & graph.keys():
             graph[key] = resolve(graph[key])
         out["graph"] = graph
+    signing = out.get("signing")
+    if isinstance(signing, dict):
+        signing = dict(signing)
+        for key in _PATH_KEYS_SIGNING & signing.keys():
+            signing[key] = resolve(signing[key])
+        out["signing"] = signing
     return out
 
 
@@ -338,6 +572,8 @@ def toml_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
     A small scanner is enough because fleetfix's config has one level of tables; it accepts both
     ``[graph]`` + ``tenant_id = ...`` and ``graph.tenant_id = ...`` forms.
     """
+    if any(isinstance(part, int) for part in loc):
+        return _array_table_key_line(text, loc)
     keys = [str(part) for part in loc if isinstance(part, str)]
     if not keys:
         return None
@@ -357,6 +593,40 @@ def toml_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
             if full == keys[: len(full)]:
                 return number
     return table_line
+
+
+def _array_table_key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """:func:`toml_key_line` for a key in an array of tables (``[[schedule.jobs]]``, the index in
+    ``loc``): the key's line in that entry, else the line of the longest part of ``loc`` found
+    (the entry's header when the key is missing)."""
+    wanted = [str(part) for part in loc]
+    counts: dict[tuple[str, ...], int] = {}
+    path: list[str] = []
+    best: tuple[int, int] | None = None  # (matched length, line)
+
+    def consider(full: list[str], number: int) -> None:
+        nonlocal best
+        if full == wanted[: len(full)] and (best is None or len(full) > best[0]):
+            best = (len(full), number)
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        array = re.fullmatch(r"\[\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]\]", line)
+        table = None if array else re.fullmatch(r"\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]", line)
+        if array or table:
+            header = array or table
+            assert header is not None
+            parts = tuple(part.strip() for part in header.group(1).split("."))
+            path = list(parts)
+            if array:
+                counts[parts] = counts.get(parts, -1) + 1
+                path.append(str(counts[parts]))
+            consider(path, number)
+            continue
+        key = re.match(r"([A-Za-z0-9_.\-\"' ]+?)\s*=", line)
+        if key:
+            consider(path + [part.strip().strip("\"'") for part in key.group(1).split(".")], number)
+    return None if best is None else best[1]
 
 
 def _env_name(loc: tuple[str | int, ...]) -> str:
@@ -403,7 +673,11 @@ __all__ = [
     "CelerySettings",
     "GraphSettings",
     "NotifySettings",
+    "ScheduleJobSettings",
+    "ScheduleRollout",
+    "ScheduleSettings",
     "Settings",
+    "SigningSettings",
     "WebhookSettings",
     "default_data_dir",
     "find_config_file",

@@ -31,6 +31,8 @@ TABLES = {"runs", "host_results", "findings", "action_journal", "audit_log", "au
 TABLES |= {"run_waves", "run_targets", "host_leases"}
 # the distributed sweep's ledger (migration 0004)
 TABLES |= {"collected_hosts"}
+# the schedule (migration 0005)
+TABLES |= {"schedule_fires", "beat_leases"}
 
 
 def settings_for(url: str, tmp_path: Path) -> Settings:
