@@ -17,19 +17,32 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from orchestrator.cli import sweep as sweep_cli
-from orchestrator.cli.common import ExitCode, OutputFormat, OutputOption, command, emit_json, stderr, stdout
+from orchestrator.cli.common import (
+    ExitCode,
+    OutputFormat,
+    OutputOption,
+    command,
+    emit_json,
+    render_table,
+    stderr,
+    stdout,
+)
 from orchestrator.config import Settings, load_settings
 from orchestrator.store.models import HostStatus
 from orchestrator.sweep.plan import DEFAULT_CONCURRENCY, CollectOptions
 
 if TYPE_CHECKING:
     from lab.estate.runtime import EstateInfo
+    from orchestrator.engine.runs import RunView
+    from orchestrator.inventory import Host
+    from orchestrator.store.sweeps import FindingRecord
     from orchestrator.sweep.score import Score
     from orchestrator.sweep.service import SweepResult
 
@@ -98,12 +111,19 @@ def demo_command(
         typer.Option("--dir", help="lab directory to keep (default: a temporary one, removed afterwards)"),
     ] = None,
     concurrency: sweep_cli.ConcurrencyOption = DEFAULT_CONCURRENCY,
+    fix: Annotated[
+        bool,
+        typer.Option("--fix/--no-fix", help="apply the shipped playbooks to the findings, then sweep again"),
+    ] = True,
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """Start a lab scenario, sweep it, show the findings against its ground truth, stop the lab."""
+    """Start a lab scenario, sweep it, score the findings against its ground truth, fix them with
+    the shipped playbooks, sweep again, stop the lab."""
     from orchestrator.inventory import load_inventory  # noqa: PLC0415
+    from orchestrator.reports.notify import after_sweep  # noqa: PLC0415 (webhooks: docs/reports.md)
 
     table = output is OutputFormat.table
+    remediation: Remediation | None = None
     with _workdir(directory) as workdir:
         if table:
             stderr.print(f"starting the lab (scenario {scenario}) in {workdir}", highlight=False)
@@ -115,31 +135,100 @@ def demo_command(
                 settings, hosts, selector=None, options=options, progress=table, environ={}
             )
             truth = ground_truth(workdir)
-        from orchestrator.reports.notify import after_sweep  # noqa: PLC0415 (webhooks: docs/reports.md)
-
+            grade = graded(result, truth)
+            if table:
+                _render(result, grade, info)
+            if fix:
+                remediation = remediate(settings, hosts, result, options=options, progress=table)
         result = after_sweep(settings, result)  # the lab is stopped; never raises, failures are notes
-        grade = graded(result, truth)
         if table:
-            _render(result, grade, info, kept=directory is not None)
+            _render_remediation(remediation)
+            where = "its directory is kept" if directory is not None else "its temporary directory is removed"
+            stderr.print(f"the lab is stopped; {where}", highlight=False)
         else:
-            _emit(result, grade, scenario, workdir, kept=directory is not None)
-    raise typer.Exit(int(ExitCode.OK if grade.exact else ExitCode.FINDINGS))
+            _emit(result, grade, scenario, workdir, kept=directory is not None, remediation=remediation)
+    good = grade.exact and (remediation is None or remediation.clean)
+    raise typer.Exit(int(ExitCode.OK if good else ExitCode.FINDINGS))
 
 
-def _emit(result: SweepResult, grade: Score, scenario: str, workdir: Path, *, kept: bool) -> None:
+# Servers before devices: a device's tunnel is judged against the RRAS servers and the CA's CRLs.
+_ROLE_ORDER = {"ca": 0, "rras": 1, "endpoint": 2}
+
+
+@dataclass(frozen=True)
+class Remediation:
+    """What the demo's fixing did: each playbook's run, and the sweep after them."""
+
+    runs: tuple[RunView, ...]
+    after: SweepResult
+
+    @property
+    def remediable_left(self) -> tuple[FindingRecord, ...]:
+        return tuple(record for record in self.after.findings if record.playbook)
+
+    @property
+    def clean(self) -> bool:
+        return not self.remediable_left and all(run.status.value == "succeeded" for run in self.runs)
+
+
+def remediate(
+    settings: Settings,
+    hosts: tuple[Host, ...],
+    swept: SweepResult,
+    *,
+    options: CollectOptions,
+    progress: bool,
+) -> Remediation:
+    """Every shipped playbook the findings name, servers first, approved by whoever runs the demo
+    (it is a lab), then a second sweep to show what is left."""
+    from orchestrator.cli.run import launch_playbook  # noqa: PLC0415
+    from orchestrator.playbook import load_playbooks  # noqa: PLC0415
+    from orchestrator.store import open_store  # noqa: PLC0415
+
+    catalog = load_playbooks(settings)
+    named = {record.playbook for record in swept.findings if record.playbook}
+    order = sorted(named, key=lambda pid: (_ROLE_ORDER.get(catalog.get(pid).target.value, 9), pid))
+    runs = []
+    with open_store(settings) as store:
+        for playbook_id in order:
+            if progress:
+                stderr.print(f"applying {playbook_id}", highlight=False)
+            view = launch_playbook(settings, store, playbook_id, hosts, progress=progress, environ={})
+            if view is not None:
+                runs.append(view)
+    after = sweep_cli.run(settings, hosts, selector=None, options=options, progress=False, environ={})
+    return Remediation(tuple(runs), after)
+
+
+def _emit(
+    result: SweepResult,
+    grade: Score,
+    scenario: str,
+    workdir: Path,
+    *,
+    kept: bool,
+    remediation: Remediation | None,
+) -> None:
     from orchestrator.sweep.report import sweep_document  # noqa: PLC0415
 
-    emit_json(
-        {
-            "scenario": scenario,
-            "directory": str(workdir) if kept else None,
-            "truth": grade.to_dict(),
-            "sweep": sweep_document(result),
+    document: dict[str, Any] = {
+        "scenario": scenario,
+        "directory": str(workdir) if kept else None,
+        "truth": grade.to_dict(),
+        "sweep": sweep_document(result),
+        "remediation": None,
+    }
+    if remediation is not None:
+        document["remediation"] = {
+            "runs": [run.to_dict() for run in remediation.runs],
+            "resweep": sweep_document(remediation.after),
+            "remediable_left": len(remediation.remediable_left),
+            "clean": remediation.clean,
         }
-    )
+    emit_json(document)
 
 
-def _render(result: SweepResult, grade: Score, info: EstateInfo, *, kept: bool) -> None:
+def _render(result: SweepResult, grade: Score, info: EstateInfo) -> None:
     sweep_cli.render(result)
     verdict = "exactly what was injected" if grade.exact else "NOT what was injected"
     stdout.print(
@@ -150,8 +239,40 @@ def _render(result: SweepResult, grade: Score, info: EstateInfo, *, kept: bool) 
     )
     for line in grade.diff_lines():
         stdout.print(f"  {line}", highlight=False)
-    where = f"its directory {info.directory} is kept" if kept else "its temporary directory is removed"
-    stderr.print(f"the lab is stopped; {where}", highlight=False)
 
 
-__all__ = ["demo_command", "graded", "ground_truth", "running_scenario", "scenario_settings"]
+def _render_remediation(remediation: Remediation | None) -> None:
+    if remediation is None:
+        return
+    rows = [
+        (run.playbook_id or "", run.status.value, run.status_message or "", run.id)
+        for run in remediation.runs
+    ]
+    render_table("playbooks applied", ("playbook", "status", "outcome", "run"), rows)
+    after = remediation.after.summary["findings"]
+    left = remediation.remediable_left
+    stdout.print(
+        f"after the fixes: {after['total']} findings ({after['resolved']} resolved), "
+        f"{len(left)} that a playbook could fix"
+        + ("" if left else "; the rest need a person (advice in `fleetfix findings list`)"),
+        highlight=False,
+    )
+    if left:
+        sweep_cli.render_findings("still remediable", [(record, _still_open()) for record in left])
+
+
+def _still_open() -> Any:
+    from orchestrator.sweep.diff import Change  # noqa: PLC0415
+
+    return Change.STILL_OPEN
+
+
+__all__ = [
+    "Remediation",
+    "demo_command",
+    "graded",
+    "ground_truth",
+    "remediate",
+    "running_scenario",
+    "scenario_settings",
+]

@@ -182,6 +182,46 @@ def run_command(
     _finish(view, output)
 
 
+def launch_playbook(
+    settings: Settings,
+    store: Store,
+    playbook_id: str,
+    hosts: Sequence[Host],
+    *,
+    progress: bool,
+    environ: Mapping[str, str] | None = None,
+) -> RunView | None:
+    """Run a playbook with its defaults on what the last sweep flagged, approved by whoever runs
+    this (``fleetfix demo`` on its lab); None when nothing is flagged."""
+    from orchestrator.engine.launch import load_context, select_targets  # noqa: PLC0415
+    from orchestrator.playbook import load_playbooks  # noqa: PLC0415
+    from orchestrator.store import local_actor  # noqa: PLC0415
+
+    playbook = load_playbooks(settings).get(playbook_id)
+    context = load_context(store)
+    targets = select_targets(playbook, hosts, context, tenant_configured=settings.graph.configured)
+    if not targets:
+        return None
+    run_id = _create(
+        store,
+        playbook,
+        playbook.resolve_params(),
+        targets,
+        rollout=_rollout(playbook, canary=None, wave_size=None, max_fail=None),
+        window_text=None,
+        selector=None,
+        actor=local_actor(),
+        approved=True,
+        planned=None,
+        sweep_id=context.sweep.id,
+        concurrency=DEFAULT_CONCURRENCY,
+        deadline_s=DEFAULT_DEADLINE_S,
+        verify_timeout_s=None,
+    )
+    output = OutputFormat.table if progress else OutputFormat.json
+    return _advance(settings, store, run_id, hosts, wait_window=False, output=output, environ=environ)
+
+
 def _nothing_to_do(playbook: Playbook, output: OutputFormat) -> None:
     message = (
         f"nothing to do: no selected host has a finding {playbook.id} fixes in the last sweep "
@@ -392,6 +432,7 @@ def _advance(
     wait_window: bool,
     output: OutputFormat,
     ignore_window: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> RunView:
     """Build the run's work from what the run recorded and drive it until it stops."""
     from orchestrator.engine import get_run  # noqa: PLC0415
@@ -402,7 +443,7 @@ def _advance(
     if view.status.value == "awaiting_approval":
         return view
     holder = _holder()
-    work = run_work(settings, store, view, holder=holder, hosts=hosts)
+    work = run_work(settings, store, view, holder=holder, hosts=hosts, environ=environ)
     executor = LocalExecutor(store, work.runner, concurrency=work.concurrency, holder=holder)
     progress = _Progress() if output is OutputFormat.table else None
     return _advance_taking_over(
@@ -607,4 +648,4 @@ def runs_approve(
         )
 
 
-__all__ = ["run_command", "runs_app"]
+__all__ = ["launch_playbook", "run_command", "runs_app"]

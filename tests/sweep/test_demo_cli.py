@@ -1,4 +1,4 @@
-"""``fleetfix demo`` through the installed console script: lab up, sweep, truth, lab down."""
+"""``fleetfix demo`` through the installed console script: lab up, sweep, truth, fixes, re-sweep, lab down."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ def test_demo_of_the_healthy_scenario_is_exact_and_compliant(cli: Cli, tmp_path:
     result = cli.run("demo", "--scenario", "healthy", "--dir", "lab", "--output", "json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert list(document) == ["scenario", "directory", "truth", "sweep"]
+    assert list(document) == ["scenario", "directory", "truth", "sweep", "remediation"]
     assert document["scenario"] == "healthy"
     assert document["directory"] == "lab"
     truth = document["truth"]
     assert (truth["expected"], truth["found"], truth["precision"], truth["recall"]) == (0, 0, 1.0, 1.0)
     assert document["sweep"]["compliant"] is True
     assert document["sweep"]["tenant"]["status"] == "collected"
+    remediation = document["remediation"]
+    assert (remediation["runs"], remediation["remediable_left"], remediation["clean"]) == ([], 0, True)
     assert (tmp_path / "lab" / "data" / "fleetfix.db").is_file()
     assert not (tmp_path / "lab" / STATE_FILE).exists()  # the lab was stopped
 
@@ -32,6 +34,8 @@ def test_demo_table_shows_findings_and_the_score(cli: Cli, tmp_path: Path) -> No
     assert "EP-CERT-01" in result.stdout
     assert "precision 100%, recall 100%" in result.stdout
     assert "exactly what was injected" in result.stdout
+    assert "playbooks applied" in result.stdout
+    assert "0 that a playbook could fix" in result.stdout
     assert "the lab is stopped" in result.stderr
     assert not list(tmp_path.iterdir()) or all(p.name in {"home", "xdg"} for p in tmp_path.iterdir())
 
@@ -43,7 +47,7 @@ def test_an_unknown_scenario_is_bad_input(cli: Cli) -> None:
 
 
 def test_the_kept_lab_directory_answers_findings_list(cli: Cli, tmp_path: Path) -> None:
-    assert cli.run("demo", "--dir", "lab", "--output", "json").returncode == 0
+    assert cli.run("demo", "--dir", "lab", "--no-fix", "--output", "json").returncode == 0
     config = ("--config", "lab/fleetfix.toml")
     listed = cli.run(*config, "findings", "list", "--check", "ep-cert-01", "--output", "json")
     assert listed.returncode == 1, listed.stderr  # open findings listed
@@ -56,3 +60,23 @@ def test_the_kept_lab_directory_answers_findings_list(cli: Cli, tmp_path: Path) 
     assert hosts == {"ep-0010"}
     resolved = cli.run(*config, "findings", "list", "--status", "resolved", "--output", "json")
     assert (resolved.returncode, json.loads(resolved.stdout)["count"]) == (0, 0)
+
+
+def test_the_demo_fixes_what_a_playbook_can_and_the_store_shows_it(cli: Cli) -> None:
+    result = cli.run("demo", "--dir", "lab", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    remediation = json.loads(result.stdout)["remediation"]
+    assert remediation["clean"] is True
+    assert remediation["remediable_left"] == 0
+    assert {run["playbook_id"] for run in remediation["runs"]} == {
+        "rras-root-thumbprint", "republish-crl", "install-ca-chain",
+        "device-cert-reenroll", "intune-resync", "fix-route-prefixes",
+    }  # fmt: skip
+    assert {run["status"] for run in remediation["runs"]} == {"succeeded"}
+    config = ("--config", "lab/fleetfix.toml")
+    runs = json.loads(cli.run(*config, "runs", "list", "--output", "json").stdout)["runs"]
+    assert len(runs) == len(remediation["runs"])
+    fixed = cli.run(
+        *config, "findings", "list", "--check", "ep-cert-01", "--status", "resolved", "--output", "json"
+    )
+    assert json.loads(fixed.stdout)["count"] == 6
