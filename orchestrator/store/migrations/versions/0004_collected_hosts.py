@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-08
 
-One row per (run, host), written by a ``collect_batch`` task as each host finishes and read back by
+One row per (collection, host), written by a ``collect_batch`` task as hosts finish and read back by
 the sweep's coordinator, which then completes the sweep into ``host_results`` and ``findings`` and
 deletes the rows. Plain SQLAlchemy types only, as in 0001.
 """
@@ -38,7 +38,7 @@ def upgrade() -> None:
     op.create_table(
         "collected_hosts",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("run_id", sa.String(length=36), nullable=False),
+        sa.Column("collection", sa.String(length=36), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("facts", _json(nullable=True), nullable=True),
@@ -49,12 +49,11 @@ def upgrade() -> None:
         _ts("finished_at", nullable=False),
         sa.Column("elapsed_s", sa.Float(), nullable=False),
         sa.Column("collected_by", sa.String(length=255), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["runs.id"], name=op.f("fk_collected_hosts_run_id_runs"), ondelete="CASCADE"
-        ),
+        _ts("written_at", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_collected_hosts")),
-        sa.UniqueConstraint("run_id", "host", name=op.f("uq_collected_hosts_run_id_host")),
+        sa.UniqueConstraint("collection", "host", name=op.f("uq_collected_hosts_collection_host")),
     )
+    op.create_index(op.f("ix_collected_hosts_written_at"), "collected_hosts", ["written_at"])
 
 
 def downgrade() -> None:
