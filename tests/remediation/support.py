@@ -39,7 +39,9 @@ class LabFleet:
 
     def json(self, *args: str, code: int = 0, env: dict[str, str] | None = None) -> Any:
         result = self.run(*args, "--output", "json", env=env)
-        assert result.returncode == code, f"exit {result.returncode}\n{result.stderr}\n{result.stdout[-2000:]}"
+        assert result.returncode == code, (
+            f"exit {result.returncode}\n{result.stderr}\n{result.stdout[-2000:]}"
+        )
         return json.loads(result.stdout)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:

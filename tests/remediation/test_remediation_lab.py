@@ -77,7 +77,8 @@ def test_the_shipped_playbooks_fix_what_the_sweep_found_once_and_only_once(fleet
 
     # the journal holds each step once per run and host, and the audit log names every change
     duplicates = fleet.store_rows(
-        "select run_id, host, step, count(*) from action_journal group by run_id, host, step having count(*) > 1"
+        "select run_id, host, step, count(*) from action_journal"
+        " group by run_id, host, step having count(*) > 1"
     )
     assert duplicates == []
     applied = fleet.store_rows("select count(*) from action_journal where state = 'applied'")[0][0]
@@ -100,7 +101,9 @@ def test_check_shows_the_exact_change_and_changes_nothing(fleet: LabFleet) -> No
     assert fleet.json("runs", "list")["runs"] == []
 
 
-def test_a_saved_plan_refuses_a_host_that_drifted_and_applies_the_rest(fleet: LabFleet, tmp_path: Path) -> None:
+def test_a_saved_plan_refuses_a_host_that_drifted_and_applies_the_rest(
+    fleet: LabFleet, tmp_path: Path
+) -> None:
     fleet.sweep()
     saved = tmp_path / "install-ca-chain.plan.json"
     plan = fleet.json("run", "install-ca-chain", "--check", "--save-plan", str(saved))
@@ -129,7 +132,11 @@ def test_a_failed_verification_restores_the_captured_value(fleet: LabFleet) -> N
     target = run["targets"][0]
     assert target["state"] == "rolled_back", target
     assert "RRAS-AUTH-01" in target["message"]
-    assert root_setting_changes(fleet, "RRAS-05") == [(LEGACY_ROOT, ROOT), (ROOT, LEGACY_ROOT), (LEGACY_ROOT, ROOT)]
+    assert root_setting_changes(fleet, "RRAS-05") == [
+        (LEGACY_ROOT, ROOT),
+        (ROOT, LEGACY_ROOT),
+        (LEGACY_ROOT, ROOT),
+    ]
     restarts = [c for c in fleet.changes() if c["host"] == "RRAS-05" and c["what"] == "Service[RemoteAccess]"]
     assert len(restarts) == 3  # the fix, the wrong pin, and the rollback put each into effect
     rolled = fleet.store_rows(
@@ -158,3 +165,50 @@ def test_a_risky_playbook_waits_for_a_second_person(fleet: LabFleet) -> None:
     ]
     assert details
     assert {entry["approver"].split("@")[0] for entry in details} == {"bob"}
+
+
+def closed_window() -> str:
+    """A one-hour window that closed an hour ago (UTC), so a run now is outside it."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    start = datetime.now(UTC) - timedelta(hours=2)
+    end = start + timedelta(hours=1)
+    return f"{start:%H:%M}-{end:%H:%M} UTC"
+
+
+def test_outside_the_window_a_run_pauses_and_resume_continues(fleet: LabFleet) -> None:
+    fleet.sweep()
+    paused = fleet.json("run", "install-ca-chain", "--window", closed_window(), "--no-wait", code=1)
+    assert paused["status"] == "paused"
+    assert "outside change window" in paused["pause_reason"]
+    assert fleet.changes() == []
+    still = fleet.json("runs", "resume", paused["id"], "--no-wait", code=1)
+    assert still["status"] == "paused"
+    done = fleet.json("runs", "resume", paused["id"], "--ignore-window")
+    assert done["status"] == "succeeded"
+    assert set(states(done).values()) == {"succeeded"}
+    ignored = fleet.store_rows("select actor from audit_log where action = 'run.ignore_window'")
+    assert len(ignored) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["run", "no-such-playbook"], "ID"),
+        (["run", "install-ca-chain", "--max-fail", "lots"], "--max-fail"),
+        (["run", "install-ca-chain", "--window", "22:00-04:00 Mars/Olympus"], "--window"),
+        (["run", "install-ca-chain", "--param", "nope=1"], "--param"),
+        (["run", "install-ca-chain", "--save-plan", "x.json"], "--save-plan"),
+        (["runs", "show", "00000000-0000-0000-0000-000000000000"], None),
+    ],
+)
+def test_bad_input_is_refused_before_anything_runs(
+    fleet: LabFleet, args: list[str], field: str | None
+) -> None:
+    fleet.sweep()
+    result = fleet.run(*args, "--output", "json")
+    assert result.returncode == 2, result.stderr
+    error = json.loads(result.stdout)["error"]
+    if field is not None:
+        assert error["field"] == field, error
+    assert fleet.changes() == []
