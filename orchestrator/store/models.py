@@ -441,6 +441,70 @@ class CollectedHost(Base):
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class FireStatus(StrEnum):
+    """A scheduled fire's life (orchestrator.schedule.fires)."""
+
+    RUNNING = "running"  # the beat runs the job in-process right now
+    DISPATCHED = "dispatched"  # sent to the Celery workers
+    SUCCEEDED = "succeeded"  # the job ran (a sweep with findings still succeeded: see summary)
+    FAILED = "failed"  # the job could not run to its end (the message says why)
+    REFUSED = "refused"  # the job was not run: invalid or unapproved at fire time
+
+
+class ScheduleFire(Base):
+    """One fire of a scheduled job, inserted before the job runs.
+
+    The unique key is what makes a duplicate fire harmless: a second beat, a restarted beat or a
+    beat on a clock that differs by a little computes the same ``(job, local_date, slot)`` and its
+    INSERT finds the row there. ``slot`` is empty for jobs that run once a day (the key is then the
+    job and the local date, whatever time the cron names) and the nominal ``HH:MM`` otherwise.
+    """
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (
+        UniqueConstraint("job", "local_date", "slot"),
+        _one_of("kind", RunKind, "kind"),
+        _one_of("status", FireStatus, "status"),
+        # "the latest fires of a job" for --list and history
+        Index(None, "job", "scheduled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    local_date: Mapped[dt.date] = mapped_column(Date)
+    slot: Mapped[str] = mapped_column(String(5))
+    timezone: Mapped[str] = mapped_column(String(64))
+    scheduled_at: Mapped[datetime]
+    fired_at: Mapped[datetime]
+    fired_by: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    # how it ran: "in-process" (the beat itself) or "celery"
+    dispatch: Mapped[str] = mapped_column(String(16))
+    # no foreign key: a Celery worker may create the run later, and deleting a run keeps its fires
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    task_id: Mapped[str | None] = mapped_column(String(255))
+    message: Mapped[str | None] = mapped_column(Text)
+    # what the job amounted to (a sweep's summary, a run's counts); never secrets
+    summary: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
+    finished_at: Mapped[datetime | None]
+
+
+class BeatLease(Base):
+    """Which ``fleetfix beat`` may fire the schedule, until ``expires_at`` (renewed while alive).
+
+    One row per schedule (``name``); a second beat waits until the lease expires, so a crashed
+    beat's schedule is taken over after at most the lease's ttl.
+    """
+
+    __tablename__ = "beat_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 __all__ = [
     "GENESIS_HASH",
     "NAMING_CONVENTION",
