@@ -10,6 +10,7 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.cli import audit, creds, db, exec_probe, init, inventory
+from orchestrator.cli import beat as beat_cli
 from orchestrator.cli import checks as checks_cli
 from orchestrator.cli import demo as demo_cli
 from orchestrator.cli import findings as findings_cli
@@ -42,6 +43,7 @@ app.add_typer(report_cli.app, name="report")
 app.add_typer(playbooks_cli.app, name="playbooks")
 app.command(name="run")(run_cli.run_command)
 app.add_typer(run_cli.runs_app, name="runs")
+app.command(name="beat")(beat_cli.beat_command)
 
 
 def _print_version(value: bool) -> None:

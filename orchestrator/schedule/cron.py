@@ -131,7 +131,9 @@ class CronExpr:
                 f"{text!r} has {len(parts)} field{'s' if len(parts) != 1 else ''}: {_FORMAT_HINT}",
                 field=field_name,
             )
-        values = [_parse_field(part, spec, text, field_name) for part, spec in zip(parts, _FIELDS, strict=True)]
+        values = [
+            _parse_field(part, spec, text, field_name) for part, spec in zip(parts, _FIELDS, strict=True)
+        ]
         weekdays = frozenset(day % 7 for day in values[4])
         expr = cls(
             text=source,
@@ -151,11 +153,9 @@ class CronExpr:
         # Only a restricted day of month under an unrestricted day of week can name no real date:
         # with the OR rule the weekdays fire every week, and a day field starting with '*' holds
         # the 1st. Feb 29 is a real date (every four years, mostly).
-        if self.weekday_star and not self.day_star:
-            if not any(day <= _DAYS_IN_MONTH[month - 1] for month in self.months for day in self.days):
-                raise InputError(
-                    f"{self.text!r} never fires: no month it names has such a day", field=field_name
-                )
+        real = any(day <= _DAYS_IN_MONTH[month - 1] for month in self.months for day in self.days)
+        if self.weekday_star and not self.day_star and not real:
+            raise InputError(f"{self.text!r} never fires: no month it names has such a day", field=field_name)
 
     def __str__(self) -> str:
         return self.text
