@@ -150,7 +150,7 @@ class CelerySettings(BaseModel):
     lease_ttl_s: float = Field(
         default=300.0, gt=0, description="a dead worker keeps its hosts locked this long at most"
     )
-    poll_s: float = Field(default=2.0, gt=0, description="how often the coordinator reads progress")
+    poll_s: float = Field(default=1.0, gt=0, description="how often the coordinator reads progress")
     redispatch_after_s: float | None = Field(
         default=None, gt=0, description="re-send hosts no worker touched for this long (default: the VT)"
     )

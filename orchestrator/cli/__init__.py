@@ -19,6 +19,7 @@ from orchestrator.cli import playbooks as playbooks_cli
 from orchestrator.cli import report as report_cli
 from orchestrator.cli import run as run_cli
 from orchestrator.cli import sweep as sweep_cli
+from orchestrator.cli import worker as worker_cli
 from orchestrator.cli.common import AppState
 from orchestrator.logs import configure_logging
 
@@ -44,6 +45,7 @@ app.add_typer(playbooks_cli.app, name="playbooks")
 app.command(name="run")(run_cli.run_command)
 app.add_typer(run_cli.runs_app, name="runs")
 app.command(name="beat")(beat_cli.beat_command)
+app.command(name="worker")(worker_cli.worker_command)
 
 
 def _print_version(value: bool) -> None:

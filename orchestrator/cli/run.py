@@ -146,6 +146,7 @@ def run_command(
     hosts = selected_hosts(ctx, inventory, limit)
     options = CollectOptions(concurrency=concurrency, deadline_s=timeout)
     _quiet_pypsrp()
+    _refuse_unshared_store(settings)
     with open_store(settings) as store:
         context = load_context(store)
         if saved is not None:
@@ -445,6 +446,7 @@ def _advance(
     holder = _holder()
     work = run_work(settings, store, view, holder=holder, hosts=hosts, environ=environ)
     executor = LocalExecutor(store, work.runner, concurrency=work.concurrency, holder=holder)
+    executor = _choose_executor(settings, store, executor, holder=holder, ignore_window=ignore_window)
     progress = _Progress() if output is OutputFormat.table else None
     return _advance_taking_over(
         store,
@@ -456,6 +458,28 @@ def _advance(
         wait_for_window=wait_window,
         ignore_window=ignore_window,
     )
+
+
+def _choose_executor(
+    settings: Settings, store: Store, local: Any, *, holder: str, ignore_window: bool
+) -> Any:
+    """The executor for this run: ``local`` (in this process) unless a broker is configured, then
+    Celery workers (tasks.runs.executor_for). The check that the store is shared comes first."""
+    if not settings.broker_url:
+        return local
+    from tasks.app import make_app, require_shared_store  # noqa: PLC0415 (Celery loads only when used)
+    from tasks.runs import executor_for  # noqa: PLC0415
+
+    require_shared_store(settings)
+    return executor_for(make_app(settings), store, holder=holder, ignore_window=ignore_window)
+
+
+def _refuse_unshared_store(settings: Settings) -> None:
+    """With a broker, refuse a SQLite store before anything is created (exit 2, naming store_url)."""
+    if settings.broker_url:
+        from tasks.app import require_shared_store  # noqa: PLC0415
+
+        require_shared_store(settings)
 
 
 def _advance_taking_over(store: Store, run_id: str, executor: Any, **options: Any) -> RunView:
@@ -602,6 +626,7 @@ def runs_resume(
 
     settings = app_state(ctx).settings
     _quiet_pypsrp()
+    _refuse_unshared_store(settings)
     with open_store(settings) as store:
         view = _advance(
             settings, store, run_id, None, wait_window=wait_window, output=output, ignore_window=ignore_window

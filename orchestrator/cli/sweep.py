@@ -60,6 +60,15 @@ def sweep_command(
     """Collect facts from the selected hosts (and Intune), run every check, store and show findings."""
     hosts = selected_hosts(ctx, inventory, limit)
     options = CollectOptions(concurrency=concurrency, deadline_s=timeout)
+    if app_state(ctx).settings.broker_url:  # collect on Celery workers (docs/celery.md)
+        distributed = run_on_workers(
+            app_state(ctx).settings,
+            hosts,
+            selector=limit,
+            options=options,
+            progress=output is OutputFormat.table,
+        )
+        _report(app_state(ctx).settings, distributed, output)
     result = run(
         app_state(ctx).settings, hosts, selector=limit, options=options, progress=output is OutputFormat.table
     )
@@ -94,6 +103,61 @@ def run(
     io = default_io(settings, on_host_done=_Progress(len(hosts)) if progress else None, environ=environ)
     with open_store(settings) as store:
         return run_sweep(store, request, io)
+
+
+def run_on_workers(
+    settings: Settings,
+    hosts: tuple[Host, ...],
+    *,
+    selector: str | None,
+    options: CollectOptions,
+    progress: bool,
+) -> SweepResult:
+    """One sweep whose hosts are collected by Celery workers (``broker_url`` set); the checks and
+    the store writes run here, as in :func:`run`. Refuses a SQLite store (exit 2)."""
+    from orchestrator.store import local_actor, open_store  # noqa: PLC0415
+    from orchestrator.sweep.distributed import run_distributed_sweep  # noqa: PLC0415
+    from orchestrator.sweep.service import SweepRequest  # noqa: PLC0415
+    from tasks.app import make_app, require_shared_store  # noqa: PLC0415
+
+    require_shared_store(settings)
+    _quiet_pypsrp()
+    request = SweepRequest(hosts, requested_by=local_actor(), selector=selector, options=options)
+    with open_store(settings) as store:
+        return run_distributed_sweep(
+            settings,
+            store,
+            make_app(settings),
+            request,
+            on_progress=_Counted(len(hosts)) if progress else None,
+        )
+
+
+def _report(settings: Settings, result: SweepResult, output: OutputFormat) -> None:
+    """Notify, render and exit as ``fleetfix sweep`` does."""
+    from orchestrator.reports.notify import after_sweep  # noqa: PLC0415
+
+    result = after_sweep(settings, result)  # never raises; failures become notes
+    if output is OutputFormat.json:
+        from orchestrator.sweep.report import sweep_document  # noqa: PLC0415
+
+        emit_json(sweep_document(result))
+    else:
+        render(result)
+    raise typer.Exit(int(ExitCode.OK if result.compliant else ExitCode.FINDINGS))
+
+
+class _Counted:
+    """``collected 250/1000 hosts`` on stderr at every tenth of the fleet, from the ledger's count."""
+
+    def __init__(self, total: int) -> None:
+        self.step = max(1, total // 10)
+        self.shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if done // self.step > self.shown // self.step or (done == total and self.shown != total):
+            stderr.print(f"collected {done}/{total} hosts", highlight=False)
+            self.shown = done
 
 
 def _quiet_pypsrp() -> None:
