@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
+from pydantic_core.core_schema import ValidationInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from orchestrator.credentials.reference import parse_reference
@@ -234,23 +235,26 @@ class ScheduleJobSettings(BaseModel):
 
     @field_validator("cron")
     @classmethod
-    def _valid_cron(cls, value: str) -> str:
+    def _valid_cron(cls, value: str, info: ValidationInfo) -> str:
         from orchestrator.errors import InputError  # noqa: PLC0415
         from orchestrator.schedule.cron import CronExpr  # noqa: PLC0415 (keeps config light)
 
         try:
             return CronExpr.parse(value).text
         except InputError as exc:
-            raise ValueError(exc.message) from None
+            raise ValueError(f"{_job_label(info)}{exc.message}") from None
 
     @field_validator("timezone")
     @classmethod
-    def _valid_zone(cls, value: str | None) -> str | None:
-        return None if value is None else _check_zone(value)
+    def _valid_zone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        try:
+            return None if value is None else _check_zone(value)
+        except ValueError as exc:
+            raise ValueError(f"{_job_label(info)}{exc}") from None
 
     @field_validator("selector")
     @classmethod
-    def _valid_selector(cls, value: str | None) -> str | None:
+    def _valid_selector(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         from orchestrator.errors import SelectorError  # noqa: PLC0415
@@ -259,7 +263,7 @@ class ScheduleJobSettings(BaseModel):
         try:
             parse_selector(value)
         except SelectorError as exc:
-            raise ValueError(exc.message) from None
+            raise ValueError(f"{_job_label(info)}{exc.message}") from None
         return value
 
     @model_validator(mode="after")
@@ -283,6 +287,12 @@ class ScheduleJobSettings(BaseModel):
         if given:
             raise ValueError(f'{", ".join(given)}: only playbook jobs take these (kind = "playbook")')
         return self
+
+
+def _job_label(info: ValidationInfo) -> str:
+    """``job 'NAME': `` when the job's name is valid (it is checked before the other fields)."""
+    name = info.data.get("name")
+    return f"job {name!r}: " if isinstance(name, str) else ""
 
 
 def _check_zone(value: str) -> str:

@@ -132,20 +132,15 @@ def record_fire(
         insert = _INSERTS.get(dialect)
         if insert is None:
             raise StoreError(f"the schedule does not support {dialect} databases")
-        result = session.execute(
+        fire_id = session.execute(
             insert(ScheduleFire)
             .values(**values)
             .on_conflict_do_nothing(index_elements=["job", "local_date", "slot"])
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+            .returning(ScheduleFire.id)
+        ).scalar_one_or_none()
+        if fire_id is None:
             return None
-        row = session.execute(
-            select(ScheduleFire).where(
-                ScheduleFire.job == key.job,
-                ScheduleFire.local_date == key.local_date,
-                ScheduleFire.slot == key.slot,
-            )
-        ).scalar_one()
+        row = session.execute(select(ScheduleFire).where(ScheduleFire.id == fire_id)).scalar_one()
         append_audit(
             session,
             fired_by,

@@ -81,8 +81,9 @@ def acquire_lease(
             insert(BeatLease)
             .values(name=name, holder=holder, acquired_at=now, expires_at=expires)
             .on_conflict_do_nothing(index_elements=["name"])
-        )
-        if inserted.rowcount != 1:  # type: ignore[attr-defined]
+            .returning(BeatLease.name)
+        ).scalar_one_or_none()
+        if inserted is None:
             current = session.execute(select(BeatLease.holder).where(BeatLease.name == name)).scalar_one()
             # a holder renewing keeps its acquired_at; a takeover starts a new one
             values: dict[str, Any] = {"holder": holder, "expires_at": expires}
@@ -105,12 +106,13 @@ def renew_lease(
 ) -> bool:
     """Extend ``holder``'s lease to ``now + ttl``; False when someone else holds it now."""
     with write_transaction(store) as session:
-        result = session.execute(
+        renewed = session.execute(
             update(BeatLease)
             .where(BeatLease.name == name, BeatLease.holder == holder)
             .values(expires_at=now + ttl)
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            .returning(BeatLease.name)
+        ).scalar_one_or_none()
+        return renewed is not None
 
 
 def release_lease(store: Store, holder: str, *, name: str = SCHEDULE_LEASE) -> None:
