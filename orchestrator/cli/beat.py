@@ -113,8 +113,10 @@ def _dispatcher(settings: Settings, store: Store, holder: str, clock: Clock) -> 
     from orchestrator.schedule.beat import CeleryDispatch, InProcess  # noqa: PLC0415
 
     if settings.broker_url:
-        from tasks.app import make_app  # noqa: PLC0415 (celery loads only with a broker)
+        from tasks.app import make_app, require_shared_store  # noqa: PLC0415 (celery only with a broker)
 
+        # the workers run what the beat records: a run the beat creates must be in their store
+        require_shared_store(settings)
         return CeleryDispatch(settings, store, make_app(settings), clock)
     return InProcess(settings, store, holder, clock)
 

@@ -170,7 +170,7 @@ class BeatProcess:
             self.lines.put(line)
 
     def wait_for(self, text: str, timeout: float = 60) -> str:
-        seen = []
+        seen: list[str] = []
         deadline = datetime.now() + timedelta(seconds=timeout)
         while datetime.now() < deadline:
             try:
