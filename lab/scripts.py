@@ -151,6 +151,24 @@ class ScriptCall:
         """Log a state change made by this script (see :meth:`HostState.record_change`)."""
         self.host.record_change(self.script_id, what, before, after)
 
+    def param(self, name: str) -> Any:
+        """A parameter's value by name (PowerShell matches parameter names without case), or None."""
+        wanted = name.casefold()
+        return next((value for key, value in self.params.items() if key.casefold() == wanted), None)
+
+    def mandatory(self, name: str) -> str:
+        """A ``[Parameter(Mandatory)] [string]``: an empty value fails binding, as on a host that
+        cannot prompt for it."""
+        value = self.param(name)
+        if value is None or str(value) == "":
+            raise TerminatingError(
+                f"Cannot bind argument to parameter '{name}' because it is an empty string.",
+                error_id=f"ParameterArgumentValidationErrorEmptyStringNotAllowed,{self.script_id}",
+                category="InvalidData",
+                exception_type="System.Management.Automation.ParameterBindingValidationException",
+            )
+        return str(value)
+
 
 HandlerResult = Iterable[object] | None
 Handler = Callable[[ScriptCall], HandlerResult | Awaitable[HandlerResult]]

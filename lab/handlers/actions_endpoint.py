@@ -13,7 +13,6 @@ import binascii
 import datetime
 import ipaddress
 from collections.abc import Mapping
-from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -47,39 +46,20 @@ _SHORT_NAMES = {
 # -- parameters, as PowerShell binds them ---------------------------------------------------------
 
 
-def _param(call: ScriptCall, name: str) -> Any:
-    """A parameter value by name; PowerShell matches parameter names without case."""
-    wanted = name.casefold()
-    return next((value for key, value in call.params.items() if key.casefold() == wanted), None)
-
-
-def _text(call: ScriptCall, name: str) -> str:
-    """A mandatory ``[string]`` parameter (a non-interactive host cannot prompt for it)."""
-    value = _param(call, name)
-    if value is None or str(value) == "":
-        raise TerminatingError(
-            f"Cannot bind argument to parameter '{name}' because it is an empty string.",
-            error_id=f"ParameterArgumentValidationErrorEmptyStringNotAllowed,{call.script_id}",
-            category="InvalidData",
-            exception_type="System.Management.Automation.ParameterBindingValidationException",
-        )
-    return str(value)
-
-
 def _optional_text(call: ScriptCall, name: str) -> str:
     """A mandatory ``[AllowEmptyString()] [string]`` parameter: given, possibly empty."""
-    value = _param(call, name)
+    value = call.param(name)
     return "" if value is None else str(value)
 
 
 def _flag(call: ScriptCall, name: str, default: bool) -> bool:
-    value = _param(call, name)
+    value = call.param(name)
     return default if value is None else bool(value)
 
 
 def _store(call: ScriptCall) -> StoreName:
     """``[ValidateSet('Root', 'CA')]``: matched without case, reported as Windows names the store."""
-    given = _text(call, "Store")
+    given = call.mandatory("Store")
     store = CA_STORES.get(given.casefold())
     if store is not None:
         return store
@@ -166,7 +146,7 @@ def replaced_routes(routes: tuple[VpnRoute, ...], old: str, new: str) -> list[Vp
 
 @script_handler("endpoint.set-vpn-route")
 def set_vpn_route(call: ScriptCall) -> list[object]:
-    name = _text(call, "ConnectionName")
+    name = call.mandatory("ConnectionName")
     old, new = _optional_text(call, "OldPrefix"), _optional_text(call, "NewPrefix")
     if old.casefold() == new.casefold():
         raise TerminatingError(f"OldPrefix and NewPrefix are both '{old}': there is nothing to replace")
@@ -196,7 +176,7 @@ def _certificate(text: str) -> tuple[bytes, x509.Certificate]:
 @script_handler("endpoint.import-certificate")
 def import_certificate(call: ScriptCall) -> list[object]:
     store = _store(call)
-    data, certificate = _certificate(_text(call, "CertificateBase64"))
+    data, certificate = _certificate(call.mandatory("CertificateBase64"))
     thumb, subject = thumbprint(certificate), windows_subject(certificate.subject)
     changed = call.host.component(CertificateStores).add(store, data)
     if changed:
@@ -214,7 +194,7 @@ def _thumbprint(text: str) -> str:
 @script_handler("endpoint.remove-certificate")
 def remove_certificate(call: ScriptCall) -> list[object]:
     store = _store(call)
-    thumb = _thumbprint(_text(call, "Thumbprint"))
+    thumb = _thumbprint(call.mandatory("Thumbprint"))
     removed = call.host.component(CertificateStores).remove(store, thumb)
     if removed is not None:
         subject = windows_subject(removed.certificate.subject)
@@ -292,7 +272,7 @@ def _pulse(call: ScriptCall, now: datetime.datetime) -> x509.Certificate:
 
 @script_handler("endpoint.cert-pulse")
 def cert_pulse(call: ScriptCall) -> list[object]:
-    earliest = _not_before(_text(call, "NotBefore")) - CLOCK_SKEW
+    earliest = _not_before(call.mandatory("NotBefore")) - CLOCK_SKEW
     now = now_of(call.host)
     found = newest_fit(call.host, earliest, now)
     triggered = found is None

@@ -45,28 +45,9 @@ CERT_ENROLL = r"C:\Windows\system32\CertSrv\CertEnroll"
 # -- parameters, as PowerShell binds them -----------------------------------------------------------
 
 
-def _param(call: ScriptCall, name: str) -> Any:
-    """A parameter value by name; PowerShell matches parameter names without case."""
-    wanted = name.casefold()
-    return next((value for key, value in call.params.items() if key.casefold() == wanted), None)
-
-
-def _mandatory(call: ScriptCall, name: str) -> str:
-    """A ``[Parameter(Mandatory)] [string]``: an empty value fails binding (nobody can be prompted)."""
-    value = _param(call, name)
-    if value is None or str(value) == "":
-        raise TerminatingError(
-            f"Cannot bind argument to parameter '{name}' because it is an empty string.",
-            error_id=f"ParameterArgumentValidationErrorEmptyStringNotAllowed,{call.script_id}",
-            category="InvalidData",
-            exception_type="System.Management.Automation.ParameterBindingValidationException",
-        )
-    return str(value)
-
-
 def _not_before(call: ScriptCall) -> datetime.datetime | None:
     """``[datetime]::Parse($NotBefore, InvariantCulture, AssumeUniversal -bor AdjustToUniversal)``."""
-    value = _param(call, "NotBefore")
+    value = call.param("NotBefore")
     text = "" if value is None else str(value).strip()
     if not text:
         return None
@@ -121,7 +102,7 @@ def _after_last_start(call: ScriptCall, now: datetime.datetime) -> datetime.date
 
 @script_handler("rras.set-root-cert")
 def set_root_cert(call: ScriptCall) -> list[object]:
-    given = _mandatory(call, "Thumbprint")
+    given = call.mandatory("Thumbprint")
     wanted = re.sub(r"\s", "", given).upper()
     if not _THUMBPRINT.fullmatch(wanted):
         raise TerminatingError(
@@ -193,7 +174,7 @@ def _service_state(status: str, started_at: datetime.datetime | None) -> dict[st
 
 @script_handler("rras.restart-service")
 def restart_service(call: ScriptCall) -> list[object]:
-    name = _mandatory(call, "Name")
+    name = call.mandatory("Name")
     not_before = _not_before(call)
     services = call.host.component(Services)
     service = services.get(name)

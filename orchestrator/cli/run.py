@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -640,16 +640,10 @@ def runs_cancel(
     ctx: typer.Context, run_id: RunIdArgument, *, output: OutputOption = OutputFormat.table
 ) -> None:
     """Stop a run: no new target starts; targets in progress finish."""
-    from orchestrator.engine import get_run, request_cancel  # noqa: PLC0415
-    from orchestrator.store import local_actor, open_store  # noqa: PLC0415
+    from orchestrator.engine import request_cancel  # noqa: PLC0415
 
-    with open_store(app_state(ctx).settings) as store:
-        request_cancel(store, run_id, actor=local_actor())
-        view = get_run(store, run_id)
-    if output is OutputFormat.json:
-        emit_json(view.to_dict(targets=False))
-    else:
-        stdout.print(f"run {run_id}: {view.status.value}; cancel requested", highlight=False)
+    view = _decide(ctx, run_id, lambda store, actor: request_cancel(store, run_id, actor=actor))
+    _decided(view, output, f"run {run_id}: {view.status.value}; cancel requested")
 
 
 @runs_app.command("approve")
@@ -658,19 +652,31 @@ def runs_approve(
     ctx: typer.Context, run_id: RunIdArgument, *, output: OutputOption = OutputFormat.table
 ) -> None:
     """Approve a risky run as a second person (not the one who requested it)."""
-    from orchestrator.engine import approve, get_run  # noqa: PLC0415
+    from orchestrator.engine import approve  # noqa: PLC0415
+
+    view = _decide(ctx, run_id, lambda store, actor: approve(store, run_id, approver=actor))
+    _decided(
+        view,
+        output,
+        f"run {run_id} approved by {view.approved_by}; start it with `fleetfix runs resume {run_id}`",
+    )
+
+
+def _decide(ctx: typer.Context, run_id: str, decision: Callable[[Store, str], object]) -> RunView:
+    """Record an admin's decision on a run (audited by the engine) and return the run after it."""
+    from orchestrator.engine import get_run  # noqa: PLC0415
     from orchestrator.store import local_actor, open_store  # noqa: PLC0415
 
     with open_store(app_state(ctx).settings) as store:
-        approve(store, run_id, approver=local_actor())
-        view = get_run(store, run_id)
+        decision(store, local_actor())
+        return get_run(store, run_id)
+
+
+def _decided(view: RunView, output: OutputFormat, message: str) -> None:
     if output is OutputFormat.json:
         emit_json(view.to_dict(targets=False))
     else:
-        stdout.print(
-            f"run {run_id} approved by {view.approved_by}; start it with `fleetfix runs resume {run_id}`",
-            highlight=False,
-        )
+        stdout.print(message, highlight=False)
 
 
 __all__ = ["launch_playbook", "run_command", "runs_app"]
