@@ -4,7 +4,8 @@ Thin: the schedule is :mod:`orchestrator.schedule`; this module picks the dispat
 broker is configured, else in-process), prints what the beat does on stderr (UTC and each job's
 local time), and renders ``--once`` and ``--list`` (JSON shapes in docs/schedule.md).
 
-Exit codes: ``--once``: 0 nothing needed attention (also when another beat holds the lease:
+Exit codes: ``--health``: 0 while a beat (this one or another) holds a live lease, else 1;
+``--once``: 0 nothing needed attention (also when another beat holds the lease:
 nothing fired), 1 a fired job failed, was refused, or found something (findings, hosts not
 collected, a run that did not fix everything); ``--list``: 1 when a job cannot run as configured
 (an unknown playbook, a missing or stale approval); the long-running beat: 0 after SIGTERM or
@@ -63,6 +64,10 @@ def beat_command(
     list_jobs: Annotated[
         bool, typer.Option("--list", help="the jobs, their next fire (UTC and local), last fire, approval")
     ] = False,
+    health: Annotated[
+        bool,
+        typer.Option("--health", help="exit 0 when a beat holds a live schedule lease (container health)"),
+    ] = False,
     standby: Annotated[
         bool,
         typer.Option(
@@ -80,10 +85,14 @@ def beat_command(
     from orchestrator.schedule.beat import Beat, beat_holder, offset_clock  # noqa: PLC0415
     from orchestrator.store import open_store  # noqa: PLC0415
 
-    if once and list_jobs:
-        raise InputError("--once and --list do not go together", field="--list")
+    if sum((once, list_jobs, health)) > 1:
+        raise InputError("--once, --list and --health do not go together", field="--list")
     settings = app_state(ctx).settings
     clock: Clock = offset_clock(_parse_now(now)) if now is not None else (lambda: datetime.now(UTC))
+    if health:
+        with open_store(settings) as store:
+            _health(store, clock(), output)
+        return
     if list_jobs:
         with open_store(settings) as store:
             _list(settings, store, clock(), output)
@@ -208,6 +217,26 @@ def _render_once(
             ]
             render_table("scheduled jobs", ("job", "kind", "scheduled", "fire", "status", "result"), rows)
     raise typer.Exit(int(ExitCode.FINDINGS if attention else ExitCode.OK))
+
+
+# --- --health -----------------------------------------------------------------------------------
+
+
+def _health(store: Store, at: datetime, output: OutputFormat) -> None:
+    """Healthy (0) while some beat holds a live lease: the schedule is being served (a standby
+    beat is healthy too: the active one serves it). 1 when no beat does."""
+    from orchestrator.schedule.lease import read_lease  # noqa: PLC0415
+
+    lease = read_lease(store)
+    live = lease is not None and lease.expires_at > at
+    if output is OutputFormat.json:
+        emit_json({"at": at.isoformat(), "live": live, "lease": None if lease is None else lease.to_dict()})
+    elif lease is None:
+        stderr.print("no beat holds the schedule lease", highlight=False)
+    else:
+        state = "live" if live else "expired"
+        stderr.print(f"{escape(lease.describe())} ({state})", highlight=False)
+    raise typer.Exit(int(ExitCode.OK if live else ExitCode.FINDINGS))
 
 
 # --- --list -------------------------------------------------------------------------------------

@@ -200,6 +200,11 @@ def test_one_beat_at_a_time_and_a_killed_beats_lease_expires(tmp_path: Path, cli
         line = active.wait_for("holding the schedule lease")
         holder = line.split("holding the schedule lease as ", 1)[1].split(" ", 1)[0]
 
+        # the container health check: a beat serves the schedule
+        health = cli.run("-c", str(config), "beat", "--health", "-o", "json")
+        assert health.returncode == 0, health.stderr
+        assert json.loads(health.stdout)["lease"]["holder"] == holder
+
         # a second beat run from a timer: the lease is held, nothing fires, and that is no error
         second = cli.run("-c", str(config), "beat", "--once", "--output", "json")
         assert second.returncode == 0, second.stderr
@@ -227,6 +232,7 @@ def test_one_beat_at_a_time_and_a_killed_beats_lease_expires(tmp_path: Path, cli
     # before the lease expires the dead beat still holds it; after, a new beat takes over
     before = (lease.expires_at - timedelta(seconds=1)).isoformat()
     after = (lease.expires_at + timedelta(seconds=1)).isoformat()
+    assert cli.run("-c", str(config), "beat", "--health", "--now", after).returncode == 1  # nobody serves it
     blocked = json.loads(cli.run("-c", str(config), "beat", "--once", "--now", before, "-o", "json").stdout)
     assert (blocked["lease"]["mine"], blocked["lease"]["holder"]) == (False, holder)
     taken = json.loads(cli.run("-c", str(config), "beat", "--once", "--now", after, "-o", "json").stdout)
