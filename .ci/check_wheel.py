@@ -12,6 +12,7 @@ SHIPPED = [
     ("playbooks", "*.yaml"),
     ("playbooks", "*.yml"),
     ("orchestrator/scripts", "*.ps1"),
+    ("orchestrator/scripts/lib", "*.ps1"),
     ("orchestrator/store/migrations", "**/*.py"),
     ("orchestrator/store/migrations", "*.mako"),
     ("lab/scenarios", "*.yaml"),

@@ -33,30 +33,10 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
-# Windows PowerShell 5.1 adds an ETS Count property to arrays, and ConvertTo-Json then prints a
-# wrapped array as {"value":[...],"Count":n}; removing the type data gives plain JSON arrays.
-if ($PSVersionTable.PSVersion.Major -lt 6) {
-    Remove-TypeData -TypeName 'System.Array' -ErrorAction SilentlyContinue
-}
-
-function ConvertTo-IsoTime {
-    # 5.1 would print "\/Date(...)\/"; an explicit invariant format is the same on every host.
-    param([datetime]$Value)
-    $Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
-}
-
-function Get-RegistryValue {
-    # The value, or $null when the key or the value does not exist (StrictMode-safe).
-    param(
-        [string]$Path,
-        [string]$Name
-    )
-    $item = Get-ItemProperty -LiteralPath $Path -Name $Name -ErrorAction SilentlyContinue
-    if ($null -eq $item) {
-        return $null
-    }
-    return $item.$Name
-}
+# fleetfix-include: json
+# fleetfix-include: time
+# fleetfix-include: registry
+# fleetfix-include: certificates
 
 function Read-DerElement {
     # The DER element at Offset: its tag, where its content starts and where the next one starts.
@@ -214,11 +194,7 @@ function Get-PublicationTarget {
     }
 }
 
-$notBeforeTime = $null
-if (-not [string]::IsNullOrWhiteSpace($NotBefore)) {
-    $styles = [System.Globalization.DateTimeStyles]::AssumeUniversal -bor [System.Globalization.DateTimeStyles]::AdjustToUniversal
-    $notBeforeTime = [datetime]::Parse($NotBefore, [System.Globalization.CultureInfo]::InvariantCulture, $styles)
-}
+$notBeforeTime = ConvertFrom-IsoTime $NotBefore
 
 $configRoot = 'HKLM:\SYSTEM\CurrentControlSet\Services\CertSvc\Configuration'
 $caName = Get-RegistryValue -Path $configRoot -Name 'Active'
@@ -231,8 +207,7 @@ $caConfig = Join-Path -Path $configRoot -ChildPath $caName
 $issuerName = $null
 $hashes = @(Get-RegistryValue -Path $caConfig -Name 'CACertHash' | Where-Object -FilterScript { $_ })
 if ($hashes.Count -gt 0) {
-    $thumbprint = ([string]$hashes[-1] -replace '[^0-9A-Fa-f]', '').ToUpperInvariant()
-    $caCertificate = Get-Item -LiteralPath "Cert:\LocalMachine\My\$thumbprint" -ErrorAction SilentlyContinue
+    $caCertificate = Get-MachineCertificate -Store 'My' -Thumbprint $hashes[-1]
     if ($null -ne $caCertificate) {
         $issuerName = [System.Convert]::ToBase64String($caCertificate.SubjectName.RawData)
     }

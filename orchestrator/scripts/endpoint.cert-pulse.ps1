@@ -35,11 +35,16 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
+# fleetfix-include: time
+# fleetfix-include: host
+
 $clientAuthentication = '1.3.6.1.5.5.7.3.2'
 $clockSkew = [System.TimeSpan]::FromMinutes(10)
 $waitSeconds = 30
 $pollSeconds = 2
 
+# Not ConvertFrom-IsoTime (time fragment): NotBefore is required here, and text that is not a
+# time gets this script's own message.
 $since = [datetime]::MinValue
 $styles = [System.Globalization.DateTimeStyles]::AssumeUniversal -bor [System.Globalization.DateTimeStyles]::AdjustToUniversal
 if (-not [datetime]::TryParse($NotBefore, [System.Globalization.CultureInfo]::InvariantCulture, $styles, [ref]$since)) {
@@ -47,17 +52,7 @@ if (-not [datetime]::TryParse($NotBefore, [System.Globalization.CultureInfo]::In
 }
 $earliest = $since.Subtract($clockSkew)
 
-$ipProperties = [System.Net.NetworkInformation.IPGlobalProperties]::GetIPGlobalProperties()
-$fqdn = $ipProperties.HostName
-if (-not [string]::IsNullOrEmpty($ipProperties.DomainName)) {
-    $fqdn = '{0}.{1}' -f $ipProperties.HostName, $ipProperties.DomainName
-}
-$fqdn = $fqdn.ToLowerInvariant()
-
-function ConvertTo-IsoTime {
-    param([datetime]$Value)
-    $Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
-}
+$fqdn = Get-HostFqdn
 
 function Test-NewDeviceCertificate {
     # Fit for the device tunnel and issued since NotBefore (less the CA's clock skew).

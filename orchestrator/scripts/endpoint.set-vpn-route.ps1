@@ -50,10 +50,7 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
-# Windows PowerShell 5.1 would print a wrapped array as {"value":[...],"Count":n} (endpoint.facts).
-if ($PSVersionTable.PSVersion.Major -lt 6) {
-    Remove-TypeData -TypeName 'System.Array' -ErrorAction SilentlyContinue
-}
+# fleetfix-include: json
 
 function Get-Connection {
     # Get-VpnConnection throws (ObjectNotFound) when the phonebook has no such entry.

@@ -18,18 +18,15 @@ param()
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
+# fleetfix-include: host
+
 $currentVersion = Get-ItemProperty -Path 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion' -Name 'CurrentBuildNumber', 'UBR'
 $operatingSystem = Get-CimInstance -ClassName 'Win32_OperatingSystem'
-$ipProperties = [System.Net.NetworkInformation.IPGlobalProperties]::GetIPGlobalProperties()
-
-$fqdn = $ipProperties.HostName
-if (-not [string]::IsNullOrEmpty($ipProperties.DomainName)) {
-    $fqdn = '{0}.{1}' -f $ipProperties.HostName, $ipProperties.DomainName
-}
+$fqdn = Get-HostFqdn
 
 [ordered]@{
     computer_name = $env:COMPUTERNAME
-    fqdn          = $fqdn.ToLowerInvariant()
+    fqdn          = $fqdn
     os_caption    = $operatingSystem.Caption
     os_build      = [int]$currentVersion.CurrentBuildNumber
     os_ubr        = [int]$currentVersion.UBR

@@ -11,8 +11,6 @@
 
     Get-VpnAuthProtocol surfaces RootCertificateNameToAccept and CertificateAdvertised as
     X509Certificate2 objects in 5.1 and may surface byte arrays elsewhere; both are printed as DER.
-    The helper functions are the same in every fleetfix probe: a probe is sent as one text, so it
-    cannot share a module with the others.
 
     The shape of the document is specified in docs/facts.md (schema_version 1).
 
@@ -25,99 +23,13 @@ param()
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
-# Windows PowerShell 5.1 adds an ETS Count property to arrays, and ConvertTo-Json then prints a
-# wrapped array as {"value":[...],"Count":n}; removing the type data gives plain JSON arrays.
-if ($PSVersionTable.PSVersion.Major -lt 6) {
-    Remove-TypeData -TypeName 'System.Array' -ErrorAction SilentlyContinue
-}
-
-$sectionErrors = [System.Collections.Generic.List[object]]::new()
-
-function Invoke-Section {
-    # Runs one section; a failure is recorded and the section's field stays null.
-    param(
-        [string]$Name,
-        [scriptblock]$Body
-    )
-    try {
-        & $Body
-    }
-    catch {
-        $sectionErrors.Add([ordered]@{ section = $Name; message = [string]$_.Exception.Message })
-    }
-}
-
-function ConvertTo-IsoTime {
-    # 5.1 would print "\/Date(...)\/"; an explicit invariant format is the same on every host.
-    param([datetime]$Value)
-    $Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
-}
-
-function Get-RegistryValue {
-    # The value, or $null when the key or the value does not exist (StrictMode-safe).
-    param(
-        [string]$Path,
-        [string]$Name
-    )
-    $item = Get-ItemProperty -LiteralPath $Path -Name $Name -ErrorAction SilentlyContinue
-    if ($null -eq $item) {
-        return $null
-    }
-    return $item.$Name
-}
-
-function Get-PropertyValue {
-    # A property of an object, or $null when the object lacks it (StrictMode-safe).
-    param(
-        [object]$InputObject,
-        [string]$Name
-    )
-    if ($null -eq $InputObject) {
-        return $null
-    }
-    $property = $InputObject.PSObject.Properties[$Name]
-    if ($null -eq $property) {
-        return $null
-    }
-    return $property.Value
-}
-
-function ConvertTo-NullableString {
-    # Enums become their names; $null and empty text become $null.
-    param([object]$Value)
-    if ($null -eq $Value) {
-        return $null
-    }
-    $text = [string]$Value
-    if ($text -eq '') {
-        return $null
-    }
-    return $text
-}
-
-function Get-StoreCertificate {
-    param([string[]]$StoreName)
-    foreach ($store in $StoreName) {
-        foreach ($certificate in @(Get-ChildItem -Path "Cert:\LocalMachine\$store")) {
-            [ordered]@{
-                store           = $store
-                der             = [System.Convert]::ToBase64String($certificate.RawData)
-                has_private_key = [bool]$certificate.HasPrivateKey
-            }
-        }
-    }
-}
-
-function Get-OsInfo {
-    $key = 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
-    [ordered]@{
-        caption         = [string](Get-CimInstance -ClassName 'Win32_OperatingSystem').Caption
-        build           = [int](Get-RegistryValue -Path $key -Name 'CurrentBuildNumber')
-        ubr             = [int](Get-RegistryValue -Path $key -Name 'UBR')
-        display_version = ConvertTo-NullableString (Get-RegistryValue -Path $key -Name 'DisplayVersion')
-        edition_id      = ConvertTo-NullableString (Get-RegistryValue -Path $key -Name 'EditionID')
-    }
-}
+# fleetfix-include: json
+# fleetfix-include: time
+# fleetfix-include: registry
+# fleetfix-include: values
+# fleetfix-include: certificates
+# fleetfix-include: host
+# fleetfix-include: probe
 
 function ConvertTo-DerBase64 {
     # An X509Certificate2 (5.1) or the CIM uint8[] (elsewhere) as base64 DER; $null stays $null.
@@ -135,45 +47,19 @@ function ConvertTo-DerBase64 {
     return [System.Convert]::ToBase64String($bytes)
 }
 
-function ConvertTo-NullableInt {
-    param([object]$Value)
-    if ($null -eq $Value -or [string]$Value -eq '') {
-        return $null
-    }
-    return [int64]$Value
-}
-
 function ConvertTo-TextList {
     # Always an array of strings: no $null element, no unrolled single value.
     param([object]$Value)
     return , [string[]]@(@($Value) | Where-Object -FilterScript { $null -ne $_ -and [string]$_ -ne '' } | ForEach-Object -Process { [string]$_ })
 }
 
-function Get-ServiceState {
-    param([string[]]$Name)
-    foreach ($serviceName in $Name) {
-        $service = Get-Service -Name $serviceName -ErrorAction SilentlyContinue
-        if ($null -ne $service) {
-            [ordered]@{
-                name       = $serviceName
-                status     = [string]$service.Status
-                start_type = ConvertTo-NullableString (Get-PropertyValue -InputObject $service -Name 'StartType')
-            }
-        }
-    }
-}
-
-$ipProperties = [System.Net.NetworkInformation.IPGlobalProperties]::GetIPGlobalProperties()
-$fqdn = $ipProperties.HostName
-if (-not [string]::IsNullOrEmpty($ipProperties.DomainName)) {
-    $fqdn = '{0}.{1}' -f $ipProperties.HostName, $ipProperties.DomainName
-}
+$fqdn = Get-HostFqdn
 
 $facts = [ordered]@{
     schema_version       = 1
     collected_at         = ConvertTo-IsoTime (Get-Date)
     computer_name        = $env:COMPUTERNAME
-    fqdn                 = $fqdn.ToLowerInvariant()
+    fqdn                 = $fqdn
     os                   = Get-OsInfo
     certificates         = $null
     auth_protocol        = $null

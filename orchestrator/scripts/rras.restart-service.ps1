@@ -42,12 +42,7 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
-function ConvertTo-IsoTime {
-    # 5.1 would print "\/Date(...)\/"; an explicit invariant format is the same on every host.
-    param([datetime]$Value)
-    # To the tick: started_at is compared with a change's time (NotBefore) to the tick.
-    $Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
-}
+# fleetfix-include: time
 
 function Get-ServiceStartTime {
     # When the service's process started (UTC); $null when it is not running.
@@ -81,11 +76,7 @@ function Get-RemoteAccessSessionCount {
     }
 }
 
-$notBeforeTime = $null
-if (-not [string]::IsNullOrWhiteSpace($NotBefore)) {
-    $styles = [System.Globalization.DateTimeStyles]::AssumeUniversal -bor [System.Globalization.DateTimeStyles]::AdjustToUniversal
-    $notBeforeTime = [datetime]::Parse($NotBefore, [System.Globalization.CultureInfo]::InvariantCulture, $styles)
-}
+$notBeforeTime = ConvertFrom-IsoTime $NotBefore
 
 # Stops with "Cannot find any service with service name '...'" for an unknown name.
 $service = Get-Service -Name $Name
@@ -106,7 +97,7 @@ $result = [ordered]@{
     name             = $serviceName
     changed          = -not $current
     status           = [string]$service.Status
-    started_at       = if ($null -eq $startedAt) { $null } else { ConvertTo-IsoTime $startedAt }
+    started_at       = if ($null -eq $startedAt) { $null } else { ConvertTo-PreciseIsoTime $startedAt }
     sessions_dropped = $sessions
 }
 ConvertTo-Json -Compress -Depth 2 -InputObject $result

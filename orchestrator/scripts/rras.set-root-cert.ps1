@@ -40,27 +40,9 @@ param(
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
-function ConvertTo-IsoTime {
-    # 5.1 would print "\/Date(...)\/"; an explicit invariant format is the same on every host.
-    param([datetime]$Value)
-    $Value.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
-}
-
-function Get-PropertyValue {
-    # A property of an object, or $null when the object lacks it (StrictMode-safe).
-    param(
-        [object]$InputObject,
-        [string]$Name
-    )
-    if ($null -eq $InputObject) {
-        return $null
-    }
-    $property = $InputObject.PSObject.Properties[$Name]
-    if ($null -eq $property) {
-        return $null
-    }
-    return $property.Value
-}
+# fleetfix-include: time
+# fleetfix-include: values
+# fleetfix-include: certificates
 
 function Get-AcceptedRootThumbprint {
     # RootCertificateNameToAccept of Get-VpnAuthProtocol: an X509Certificate2 in 5.1, possibly the
@@ -83,7 +65,7 @@ $wanted = ($Thumbprint -replace '\s', '').ToUpperInvariant()
 if ($wanted -notmatch '^[0-9A-F]{40}$') {
     throw "Thumbprint '$Thumbprint' is not a certificate thumbprint (40 hexadecimal digits)."
 }
-$certificate = Get-Item -LiteralPath "Cert:\LocalMachine\Root\$wanted" -ErrorAction SilentlyContinue
+$certificate = Get-MachineCertificate -Store 'Root' -Thumbprint $wanted
 if ($null -eq $certificate) {
     throw "No certificate with thumbprint $wanted in Cert:\LocalMachine\Root. Import the root CA certificate first."
 }
@@ -101,7 +83,7 @@ if ($before -eq $wanted) {
 else {
     $null = Set-VpnAuthProtocol -RootCertificateNameToAccept $certificate -PassThru
     # to the tick: a restart in the same second as the change, but before it, must not count
-    $changedAt = (Get-Date).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+    $changedAt = ConvertTo-PreciseIsoTime (Get-Date)
     $after = Get-AcceptedRootThumbprint
     if ($after -ne $wanted) {
         $shown = if ($null -eq $after) { 'nothing' } else { $after }

@@ -22,6 +22,7 @@ import tree_sitter_pwsh
 from tree_sitter import Language, Node, Parser
 
 from lab.scripts import SCRIPT_HEADER, default_registry, parse_script_id
+from orchestrator.scripts import script_text
 from tests.lab.support import SCRIPTS_DIR
 
 SCRIPTS = sorted(SCRIPTS_DIR.glob("*.ps1"))
@@ -70,12 +71,13 @@ def test_every_handler_has_a_shipped_script() -> None:
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
 def test_script_parses(path: Path) -> None:
-    assert syntax_problems(path.read_bytes()) == []
+    # The text as sent: the file with its lib/ fragments filled in (tests/transport/test_script_includes.py).
+    assert syntax_problems(script_text(path.stem).encode("utf-8")) == []
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
 def test_script_style(path: Path) -> None:
-    source = path.read_bytes()
+    source = script_text(path.stem).encode("utf-8")
     tree = PARSER.parse(source)
     kinds = {node.type for node in nodes(tree.root_node)}
     assert "param_block" in kinds, "declare inputs in a param() block"

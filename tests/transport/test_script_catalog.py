@@ -36,6 +36,7 @@ from orchestrator.scripts import (
     script_text,
     shipped_script_ids,
 )
+from orchestrator.scripts.spec import assemble_script
 from orchestrator.transport.winrm import WinRMSession
 from tests.transport.support import LAB_CREDENTIAL, lab_host
 
@@ -99,14 +100,16 @@ def test_every_shipped_script_has_a_schema(path: Path) -> None:
 @pytest.mark.parametrize("path", SCRIPT_FILES, ids=lambda p: p.name)
 def test_spec_parameters_are_the_param_block(path: Path) -> None:
     spec = CATALOG[path.stem]
-    declared = declared_params(path.read_bytes())
+    declared = declared_params(script_text(path.stem).encode("utf-8"))  # the text as sent
     assert declared == [DeclaredParam(p.name, p.type.value, p.required) for p in spec.params]
 
 
 @pytest.mark.parametrize("path", SCRIPT_FILES, ids=lambda p: p.name)
 def test_packaged_text_is_the_file(path: Path) -> None:
-    # importlib.resources reads the copy that ships in the wheel (package-data), not the source tree.
-    assert script_text(path.stem) == path.read_text(encoding="utf-8")
+    # importlib.resources reads the copy that ships in the wheel (package-data), not the source tree;
+    # what it gives is the file with its includes filled in from the lib/ fragments beside it.
+    fragments = {lib.stem: lib.read_text(encoding="utf-8") for lib in (SCRIPTS_DIR / "lib").glob("*.ps1")}
+    assert script_text(path.stem) == assemble_script(path.stem, path.read_text(encoding="utf-8"), fragments)
 
 
 def test_param_block_reader() -> None:
