@@ -221,6 +221,8 @@ def plan_step(
 
 _UNCHANGED = ApplyResult(changed=False)
 _WOULD_CHANGE = ApplyResult(changed=True)
+_TAKEOVER_NOTE = "taken over from an attempt that died: found in the wanted state"
+_TAKEN_OVER = ApplyResult(changed=True, message=_TAKEOVER_NOTE)
 
 
 def plan_target(setup: WorkSetup, target: str, role: str) -> TargetPlan:
@@ -346,23 +348,25 @@ class TargetRunner:
         entry_id = self._claim(task, step, record)
         if entry_id is None:  # another attempt holds it right now: leave the host alone
             raise _TargetError("claimed", f"step {step.id} is being applied by another worker")
-        if plan.noop:
+        # Taking over a step an attempt died in: the change may have been made just before the
+        # death, so "already right" now may be that attempt's work, and what follows it (a
+        # restart that puts the setting into effect) must still happen.  Its before-value went
+        # with the dead attempt: such a step cannot be rolled back (see _rollback).
+        taken_over = record is not None and record.state is StepState.CLAIMED
+        if plan.noop and not taken_over:
             self._finish(entry_id, StepState.UNCHANGED, None, step, plan)
             progress.steps.append({"step": step.id, "state": "unchanged", "note": plan.note})
             prior[step.id] = _UNCHANGED
             return None
         try:
-            result = action.apply(conn, plan)
+            result = _TAKEN_OVER if plan.noop else action.apply(conn, plan)
         except FleetfixError as exc:
             self._finish(entry_id, StepState.FAILED, None, step, plan, error=str(exc))
             progress.steps.append({"step": step.id, "state": "failed", "error": str(exc), "kind": exc.kind})
             return f"step {step.id} ({step.action}) failed: {exc}"
-        # Taking over a step an attempt died in: the change may have been made just before the
-        # death, so "already right" now may be that attempt's work, and what follows it (a
-        # restart that puts the setting into effect) must still happen.
-        if record is not None and record.state is StepState.CLAIMED and not result.changed:
+        if taken_over and not result.changed:
             result = ApplyResult(
-                changed=True, before=result.before, after=result.after, message=result.message
+                changed=True, before=result.before, after=result.after, message=_TAKEOVER_NOTE
             )
         state = StepState.APPLIED if result.changed else StepState.UNCHANGED
         self._finish(entry_id, state, result, step, plan)
@@ -499,6 +503,11 @@ class TargetRunner:
                 continue
             action: Action = get_action(record.action)
             if not action.reversible:
+                continue
+            if not record.before:
+                problems.append(
+                    f"{record.step}: its value before the change was lost with the attempt that made it"
+                )
                 continue
             try:
                 result = action.rollback(conn, record.before or {})
