@@ -165,6 +165,11 @@ def _plain(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """Text for a chat message: one line, control characters folded, cut at ``limit``."""
+    return _plain(text, limit)
+
+
 def json_payload(notice: SweepNotice) -> dict[str, Any]:
     """The generic JSON message (schema: docs/schemas/webhook-sweep.v1.json)."""
     return {
@@ -253,6 +258,11 @@ def teams_payload(notice: SweepNotice) -> dict[str, Any]:
         {"type": "TextBlock", "isSubtle": True, "wrap": True, "text": _plain(f"Note: {note}")}
         for note in notice.notes
     )
+    return teams_message(body)
+
+
+def teams_message(body: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Teams incoming-webhook ``message`` carrying one Adaptive Card (1.4) with ``body``."""
     card = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
@@ -414,23 +424,28 @@ def _resolve(hook: WebhookSettings, vault: Callable[[], Vault], environ: Mapping
     return text
 
 
-def notify_sweep(
+def subscribed(settings: Settings, event: str) -> list[tuple[int, WebhookSettings]]:
+    """The webhooks (numbered from 1, as messages name them) whose ``events`` include ``event``."""
+    return [
+        (index, hook) for index, hook in enumerate(settings.notify.webhooks, start=1) if event in hook.events
+    ]
+
+
+def post_to_webhooks(
     settings: Settings,
-    result: SweepResult,
+    event: str,
+    message: Callable[[str], Mapping[str, Any]],
     *,
     environ: Mapping[str, str] | None = None,
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[str, ...]:
-    """Post ``result`` to every webhook subscribed to sweeps; a note for each that failed."""
-    hooks = [
-        (index, hook)
-        for index, hook in enumerate(settings.notify.webhooks, start=1)
-        if SWEEP_EVENT in hook.events
-    ]
+    """Post ``message(format)`` to every webhook subscribed to ``event``; a note for each that
+    failed (named by position and format, never by URL).  The delivery of every notification
+    (sweeps, playbook runs): URLs resolved and registered for redaction, retries, timeouts."""
+    hooks = subscribed(settings, event)
     if not hooks:
         return ()
-    notice = sweep_notice(result)
     opened: list[Vault] = []
 
     def vault() -> Vault:
@@ -440,6 +455,7 @@ def notify_sweep(
             opened.append(Vault.from_settings(settings, environ))
         return opened[0]
 
+    bodies: dict[str, bytes] = {}
     notes: list[str] = []
     with contextlib.nullcontext(client) if client else httpx.Client(follow_redirects=False) as http:
         for index, hook in hooks:
@@ -450,7 +466,9 @@ def notify_sweep(
                 notes.append(f"{name} not notified: its URL cannot be resolved: {exc}")
                 log.warning("%s", notes[-1])
                 continue
-            body = json.dumps(PAYLOADS[hook.format](notice), ensure_ascii=False).encode("utf-8")
+            if hook.format not in bodies:
+                bodies[hook.format] = json.dumps(message(hook.format), ensure_ascii=False).encode("utf-8")
+            body = bodies[hook.format]
             outcome = deliver(http, url, body, retries=hook.retries, timeout_s=hook.timeout_s, sleep=sleep)
             if outcome.ok:
                 log.info("%s notified (%d attempt(s))", name, outcome.attempts)
@@ -458,6 +476,28 @@ def notify_sweep(
                 notes.append(f"{name} not notified: {outcome.detail}")
                 log.warning("%s", notes[-1])
     return tuple(notes)
+
+
+def notify_sweep(
+    settings: Settings,
+    result: SweepResult,
+    *,
+    environ: Mapping[str, str] | None = None,
+    client: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[str, ...]:
+    """Post ``result`` to every webhook subscribed to sweeps; a note for each that failed."""
+    if not subscribed(settings, SWEEP_EVENT):
+        return ()
+    notice = sweep_notice(result)
+    return post_to_webhooks(
+        settings,
+        SWEEP_EVENT,
+        lambda form: PAYLOADS[form](notice),
+        environ=environ,
+        client=client,
+        sleep=sleep,
+    )
 
 
 def after_sweep(
@@ -496,9 +536,13 @@ __all__ = [
     "deliver",
     "json_payload",
     "notify_sweep",
+    "one_line",
+    "post_to_webhooks",
     "retry_delay",
     "slack_escape",
     "slack_payload",
+    "subscribed",
     "sweep_notice",
+    "teams_message",
     "teams_payload",
 ]

@@ -321,15 +321,106 @@ def bar_chart(
     return "".join(parts)
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One part of a stacked bar: ``name`` (a legend entry), its value and colour."""
+
+    name: str
+    value: float
+    color: str = ACCENT
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One row of a stacked bar chart: its segments, left to right; ``note`` is written right of it."""
+
+    label: str
+    segments: tuple[Segment, ...]
+    note: str = ""
+
+    @property
+    def total(self) -> float:
+        return sum(_clean(segment.value) for segment in self.segments)
+
+
+def stacked_bar_chart(
+    stacks: Sequence[Stack],
+    *,
+    title: str,
+    width: int = 560,
+    label_width: int = 150,
+    row_height: int = 22,
+    empty: str = "no data",
+) -> str:
+    """Horizontal bars split into segments (a wave's targets by state), each row scaled to its own
+    total so that proportions compare across rows of any size; a legend of every segment name
+    that has a value, in first-seen order.  Every label, note and tooltip is escaped."""
+    for stack in stacks:
+        for segment in stack.segments:
+            _color(segment.color)
+    legend: dict[str, str] = {}
+    for stack in stacks:
+        for segment in stack.segments:
+            if _clean(segment.value) > 0:
+                legend.setdefault(segment.name, segment.color)
+    legend_rows = math.ceil(len(legend) / 4) if legend else 0
+    top = 12 + 18 * legend_rows
+    height = top + row_height * max(len(stacks), 1) + 8
+    frame = _Frame(width, height if stacks else 60, left=label_width, right=130, top=top, bottom=8)
+    if not stacks:
+        return _no_data(frame, title, empty)
+    parts = _open(frame, title)
+    for index, (name, color) in enumerate(legend.items()):
+        x = frame.left + (index % 4) * ((width - frame.left) / 4)
+        y = 4 + 18 * (index // 4)
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{x + 14:.1f}" y="{y + 9}">{escape(name)}</text>'
+        )
+    for row, stack in enumerate(stacks):
+        y = frame.top + row * row_height
+        label = stack.label if len(stack.label) <= 26 else stack.label[:25] + "\u2026"
+        total = stack.total
+        shares = ", ".join(f"{s.name} {_n(_clean(s.value))}" for s in stack.segments if _clean(s.value) > 0)
+        parts.append(
+            f"<g><title>{escape(f'{stack.label}: {shares or stack.note or 0}')}</title>"
+            f'<text x="{frame.left - 8}" y="{y + row_height / 2 + 4:.1f}" text-anchor="end">'
+            f"{escape(label)}</text>"
+            f'<rect x="{frame.left}" y="{y + 3}" width="{frame.plot_w:.1f}" height="{row_height - 6}" '
+            f'fill="{GRID}" fill-opacity="0.35"/>'
+        )
+        x = float(frame.left)
+        for segment in stack.segments:
+            value = _clean(segment.value)
+            if value <= 0 or total <= 0:
+                continue
+            length = frame.plot_w * value / total
+            tip = escape(f"{stack.label}: {segment.name} {_n(value)}")
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y + 3}" width="{length:.1f}" height="{row_height - 6}" '
+                f'fill="{segment.color}"><title>{tip}</title></rect>'
+            )
+            x += length
+        parts.append(
+            f'<text x="{frame.left + frame.plot_w + 6:.1f}" y="{y + row_height / 2 + 4:.1f}" '
+            f'fill="{MUTED}">{escape(stack.note or _n(total))}</text></g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 __all__ = [
     "ACCENT",
     "GOOD",
     "SEVERITY_COLORS",
     "Bar",
+    "Segment",
     "Series",
+    "Stack",
     "bar_chart",
     "line_chart",
     "nice_max",
     "scale",
     "stacked_area_chart",
+    "stacked_bar_chart",
 ]
