@@ -349,6 +349,25 @@ def _grouped(
     return grouped
 
 
+def _profile_churn_note(tenant: TenantFacts) -> list[str]:
+    """Devices where updating a VPN profile deletes it (Windows 11 21H2 before KB5008353): the
+    admin must know before approving, and resync them after (the intune-resync playbook)."""
+    from orchestrator.checks.os import intune_build, loses_updated_profiles  # noqa: PLC0415
+
+    names = []
+    for device in tenant.devices:
+        build = intune_build(device.os_version)
+        if build is not None and loses_updated_profiles(*build):
+            names.append(device.device_name)
+    if not names:
+        return []
+    shown = ", ".join(sorted(names)[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return [
+        f"{len(names)} Windows 11 21H2 devices without KB5008353 ({shown}) lose an updated VPN profile "
+        "until their next sync: run intune-resync after this, and install the cumulative update"
+    ]
+
+
 class FixVpnRoutes:
     """``intune.fix-vpn-routes``: host-bit routes in Intune VPN profiles, rewritten to their networks."""
 
@@ -386,6 +405,8 @@ class FixVpnRoutes:
             )
         if not plan.changes:
             plan.notes.insert(0, "no VPN profile route has host bits set")
+        else:
+            plan.notes += _profile_churn_note(tenant)
         arguments: dict[str, FrozenJson] = {
             "native": tuple(plan.native),
             "profile_xml": tuple(plan.profile_xml),

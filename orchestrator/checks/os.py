@@ -45,8 +45,17 @@ EP_OS_03 = CheckSpec(
 )
 
 
-def _affected(build: int, ubr: int) -> bool:
+def loses_updated_profiles(build: int, ubr: int) -> bool:
+    """Windows 11 21H2 before KB5008353: an updated Intune VPN profile is deleted until the next sync."""
     return build == WIN11_21H2 and ubr < KB5008353_UBR
+
+
+def intune_build(os_version: str) -> tuple[int, int] | None:
+    """``(build, ubr)`` of an Intune ``osVersion`` (``10.0.22000.469``), or None when it is not one."""
+    parts = os_version.split(".")
+    if len(parts) != 4 or not all(part.isdigit() for part in parts):
+        return None
+    return int(parts[2]), int(parts[3])
 
 
 def _os_finding(host: str, build: int, ubr: int, source: str) -> Finding:
@@ -65,15 +74,15 @@ def windows11_profile_churn(ctx: CheckContext) -> Iterator[Finding]:
     seen: set[str] = set()
     for host, facts in ctx.endpoints():
         seen |= {host.casefold(), facts.computer_name.casefold()}
-        if _affected(facts.os.build, facts.os.ubr):
+        if loses_updated_profiles(facts.os.build, facts.os.ubr):
             yield _os_finding(host, facts.os.build, facts.os.ubr, "host")
     tenant = ctx.fleet.tenant
     for device in tenant.devices if tenant else ():
-        parts = device.os_version.split(".")
-        if device.device_name.casefold() in seen or len(parts) != 4 or not all(p.isdigit() for p in parts):
+        build = intune_build(device.os_version)
+        if device.device_name.casefold() in seen or build is None:
             continue
-        if _affected(int(parts[2]), int(parts[3])):
-            yield _os_finding(device.device_name, int(parts[2]), int(parts[3]), "intune")
+        if loses_updated_profiles(*build):
+            yield _os_finding(device.device_name, *build, "intune")
 
 
 @host_check(EP_OS_03, EndpointFacts)
@@ -98,4 +107,4 @@ def device_tunnel_prerequisites(host: str, facts: EndpointFacts, ctx: CheckConte
             )  # fmt: skip
 
 
-__all__ = ["EP_OS_01", "EP_OS_03", "KB5008353_UBR", "WIN11_21H2"]
+__all__ = ["EP_OS_01", "EP_OS_03", "KB5008353_UBR", "WIN11_21H2", "intune_build", "loses_updated_profiles"]

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from lab.estate.runtime import EstateInfo
     from orchestrator.engine.runs import RunView
     from orchestrator.inventory import Host
+    from orchestrator.store import Store
     from orchestrator.store.sweeps import FindingRecord
     from orchestrator.sweep.score import Score
     from orchestrator.sweep.service import SweepResult
@@ -153,22 +154,31 @@ def demo_command(
 
 # Servers before devices: a device's tunnel is judged against the RRAS servers and the CA's CRLs.
 _ROLE_ORDER = {"ca": 0, "rras": 1, "endpoint": 2}
+MAX_ROUNDS = 3
+"""Sweep-and-fix rounds at most: a fix can expose another finding (an updated Intune profile is
+deleted on Windows 11 devices without KB5008353 until they resync), which the next round fixes."""
 
 
 @dataclass(frozen=True)
 class Remediation:
-    """What the demo's fixing did: each playbook's run, and the sweep after them."""
+    """What the demo's fixing did: each playbook's run, round by round, and the last sweep."""
 
     runs: tuple[RunView, ...]
     after: SweepResult
+    rounds: int
 
     @property
     def remediable_left(self) -> tuple[FindingRecord, ...]:
-        return tuple(record for record in self.after.findings if record.playbook)
+        return remediable(self.after)
 
     @property
     def clean(self) -> bool:
         return not self.remediable_left and all(run.status.value == "succeeded" for run in self.runs)
+
+
+def remediable(result: SweepResult) -> tuple[FindingRecord, ...]:
+    """The findings of a sweep that a shipped playbook fixes."""
+    return tuple(record for record in result.findings if record.playbook)
 
 
 def remediate(
@@ -179,25 +189,46 @@ def remediate(
     options: CollectOptions,
     progress: bool,
 ) -> Remediation:
-    """Every shipped playbook the findings name, servers first, approved by whoever runs the demo
-    (it is a lab), then a second sweep to show what is left."""
-    from orchestrator.cli.run import launch_playbook  # noqa: PLC0415
-    from orchestrator.playbook import load_playbooks  # noqa: PLC0415
+    """Apply every shipped playbook the findings name (servers first, then the playbooks that
+    change Intune, then the rest), approved by whoever runs the demo (it is a lab), sweep again,
+    and repeat while that leaves something a playbook fixes and the last round made progress."""
     from orchestrator.store import open_store  # noqa: PLC0415
 
+    runs: list[RunView] = []
+    after, rounds = swept, 0
+    while remediable(after) and rounds < MAX_ROUNDS:
+        rounds += 1
+        before = {record.fingerprint for record in remediable(after)}
+        with open_store(settings) as store:
+            runs += _fix_round(settings, store, hosts, after, progress=progress)
+        after = sweep_cli.run(settings, hosts, selector=None, options=options, progress=False, environ={})
+        if {record.fingerprint for record in remediable(after)} == before:
+            break  # nothing moved: another round would do the same
+    return Remediation(tuple(runs), after, rounds)
+
+
+def _fix_round(
+    settings: Settings, store: Store, hosts: tuple[Host, ...], swept: SweepResult, *, progress: bool
+) -> list[RunView]:
+    from orchestrator.cli.run import launch_playbook  # noqa: PLC0415
+    from orchestrator.playbook import load_playbooks  # noqa: PLC0415
+
     catalog = load_playbooks(settings)
-    named = {record.playbook for record in swept.findings if record.playbook}
-    order = sorted(named, key=lambda pid: (_ROLE_ORDER.get(catalog.get(pid).target.value, 9), pid))
+
+    def order(playbook_id: str) -> tuple[int, bool, str]:
+        playbook = catalog.get(playbook_id)
+        return (_ROLE_ORDER.get(playbook.target.value, 9), not playbook.tenant_steps, playbook_id)
+
     runs = []
-    with open_store(settings) as store:
-        for playbook_id in order:
-            if progress:
-                stderr.print(f"applying {playbook_id}", highlight=False)
-            view = launch_playbook(settings, store, playbook_id, hosts, progress=progress, environ={})
-            if view is not None:
-                runs.append(view)
-    after = sweep_cli.run(settings, hosts, selector=None, options=options, progress=False, environ={})
-    return Remediation(tuple(runs), after)
+    for playbook_id in sorted(
+        {record.playbook for record in remediable(swept) if record.playbook}, key=order
+    ):
+        if progress:
+            stderr.print(f"applying {playbook_id}", highlight=False)
+        view = launch_playbook(settings, store, playbook_id, hosts, progress=progress, environ={})
+        if view is not None:
+            runs.append(view)
+    return runs
 
 
 def _emit(
@@ -222,6 +253,7 @@ def _emit(
         document["remediation"] = {
             "runs": [run.to_dict() for run in remediation.runs],
             "resweep": sweep_document(remediation.after),
+            "rounds": remediation.rounds,
             "remediable_left": len(remediation.remediable_left),
             "clean": remediation.clean,
         }
@@ -248,7 +280,11 @@ def _render_remediation(remediation: Remediation | None) -> None:
         (run.playbook_id or "", run.status.value, run.status_message or "", run.id)
         for run in remediation.runs
     ]
-    render_table("playbooks applied", ("playbook", "status", "outcome", "run"), rows)
+    render_table(
+        f"playbooks applied ({remediation.rounds} round{'s' if remediation.rounds != 1 else ''})",
+        ("playbook", "status", "outcome", "run"),
+        rows,
+    )
     after = remediation.after.summary["findings"]
     left = remediation.remediable_left
     stdout.print(

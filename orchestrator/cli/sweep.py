@@ -161,10 +161,12 @@ class _Counted:
 
 
 def _quiet_pypsrp() -> None:
-    """pypsrp logs an ERROR with a traceback for every request that times out; the sweep already
-    reports each host's error once, so below DEBUG those records only repeat it (per host)."""
+    """pypsrp logs an ERROR with a traceback for every request that times out, and urllib3 a
+    WARNING for each retried refused connection; the sweep already reports each host's error once,
+    so below DEBUG those records only repeat it (per host)."""
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         logging.getLogger("pypsrp").setLevel(logging.CRITICAL)
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 class _Progress:

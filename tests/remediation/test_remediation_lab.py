@@ -212,3 +212,15 @@ def test_bad_input_is_refused_before_anything_runs(
     if field is not None:
         assert error["field"] == field, error
     assert fleet.changes() == []
+
+
+def test_the_route_fix_warns_of_devices_that_lose_an_updated_profile(fleet: LabFleet) -> None:
+    first = fleet.sweep()
+    exposed = sorted(f["host"] for f in first["findings"] if f["check_id"] == "EP-OS-01")
+    assert exposed  # seed-article has Windows 11 21H2 devices without KB5008353
+    plan = fleet.json("run", "fix-route-prefixes", "--check")
+    tenant = next(target for target in plan["targets"] if target["target"] == "intune")
+    note = tenant["steps"][0]["plan"]["note"]
+    assert f"{len(exposed)} Windows 11 21H2 devices without KB5008353" in note
+    assert all(name.upper() in note.upper() for name in exposed)
+    assert "intune-resync" in note
