@@ -65,9 +65,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_schedule_fires")),
         sa.UniqueConstraint("job", "local_date", "slot", name=op.f("uq_schedule_fires_job_local_date_slot")),
     )
-    op.create_index(
-        op.f("ix_schedule_fires_job_scheduled_at"), "schedule_fires", ["job", "scheduled_at"]
-    )
+    op.create_index(op.f("ix_schedule_fires_job_scheduled_at"), "schedule_fires", ["job", "scheduled_at"])
     op.create_table(
         "beat_leases",
         sa.Column("name", sa.String(length=100), nullable=False),
