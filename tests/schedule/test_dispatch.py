@@ -1,5 +1,5 @@
 """The beat's Celery dispatch: what it sends for a sweep and for a playbook job, and what a refused
-playbook job sends (nothing). The workers' side is tested in tests/celery and test_signing."""
+playbook job sends (nothing). The workers' side is tested in test_signing (a real worker)."""
 
 from __future__ import annotations
 

@@ -29,9 +29,9 @@ from tasks.signing import (
     make_envelope,
     rejection,
 )
-from tests.celery.support import Worker, delete_redis_queues, wait_until
 from tests.schedule.certs import Signer, make_signer, trust
 from tests.schedule.signing_support import message, publish, secure_serializer, sign, tamper, unsigned
+from tests.schedule.workers import Worker, delete_redis_queues, wait_until
 
 REDIS_DB = int(os.environ.get("FLEETFIX_TEST_SCHEDULE_REDIS_DB", "13"))
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
