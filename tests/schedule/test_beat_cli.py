@@ -20,6 +20,7 @@ from orchestrator.schedule.lease import read_lease
 from orchestrator.store import Store, create_store_engine
 from tests.clirun import FLEETFIX, Cli
 from tests.remediation.support import LabFleet, lab_fleet
+from tests.reports.receiver import running_receiver
 
 SCHEDULE = """
 
@@ -98,6 +99,18 @@ def test_a_scheduled_sweep_fires_once_per_local_date_and_emits_the_sweep_documen
     # the next local date fires again
     tomorrow = beat_once(fleet, "2026-06-02T02:00:01+02:00")
     assert [(fire["job"], fire["fired"]) for fire in tomorrow["fired"]] == [("nightly-sweep", True)]
+
+
+def test_a_scheduled_sweep_notifies_the_webhooks_as_fleetfix_sweep_does(fleet: LabFleet) -> None:
+    with running_receiver() as receiver:
+        with fleet.config.open("a", encoding="utf-8") as handle:
+            handle.write(f'\n[[notify.webhooks]]\nurl = "{receiver.url("/ok/beat")}"\n')
+        fired = beat_once(fleet, "2026-06-01T02:00:30+02:00")["fired"][0]
+        (posted,) = receiver.to("ok")
+    payload = posted.json()
+    assert (payload["event"], payload["run_id"], payload["compliant"]) == ("sweep", fired["run_id"], True)
+    assert payload["hosts"]["selected"] == 24
+    assert fired["document"]["notes"] == []  # the webhook answered: no note about it
 
 
 def test_a_scheduled_risky_playbook_runs_only_with_a_current_approval(fleet: LabFleet) -> None:
