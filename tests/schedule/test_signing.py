@@ -280,3 +280,62 @@ def test_beat_signs_what_it_sends_and_the_worker_runs_it(
     assert f"rejected {SWEEP}[{task_id}]" not in log
     assert "Can't decode message body" not in log
     assert f"Task {SWEEP}[{task_id}] raised" in log  # it ran: the worker has no inventory
+
+
+SIGN_ONE = """
+import json, sys
+from kombu.serialization import dumps
+from orchestrator.config import load_settings
+from orchestrator.errors import ConfigError
+from tasks.app import make_app
+try:
+    app = make_app(load_settings())
+except ConfigError as exc:
+    print(json.dumps({"error": str(exc), "field": exc.field}))
+    sys.exit(0)
+task = "fleetfix.runs.advance_run"
+headers, properties, body, _sent = app.amqp.create_task_message("t1", task, (), {"run_id": "r1"})
+content_type, _encoding, payload = dumps(body, serializer=app.conf.task_serializer)
+print(json.dumps({"serializer": app.conf.task_serializer, "content_type": content_type,
+                  "envelope": body[1]["_fleetfix"], "signed": len(payload)}))
+"""
+
+
+@pytest.mark.parametrize("password", ["right", "wrong"])
+def test_an_encrypted_key_takes_its_password_by_reference(
+    tmp_path: Path, cli_env: dict[str, str], password: str
+) -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    signer = make_signer(tmp_path / "keys", "beat", password=b"correct horse battery staple")
+    store = trust(tmp_path / "trusted", signer)
+    config = write_config(
+        tmp_path, "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", "fleetfix-sig-x", signer, store
+    )
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write('key_password = "env:SIGNING_KEY_PASSWORD"\n')
+    secret = "correct horse battery staple" if password == "right" else "not the password at all"
+    env = {**cli_env, "FLEETFIX_CONFIG": str(config), "SIGNING_KEY_PASSWORD": secret}
+    result = subprocess.run(
+        [sys.executable, "-c", SIGN_ONE],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    if password == "right":
+        assert (answer["serializer"], answer["content_type"]) == ("auth", "application/data")
+        assert (answer["envelope"]["task"], answer["envelope"]["id"], answer["envelope"]["run_id"]) == (
+            "fleetfix.runs.advance_run",
+            "t1",
+            "r1",
+        )
+    else:
+        assert answer["field"] == "signing"
+        assert "cannot set up message signing" in answer["error"]
+        assert secret not in answer["error"]
