@@ -22,7 +22,7 @@ import yaml
 from orchestrator.cli.worker import QUEUE_KINDS, queue_names
 from orchestrator.config import Settings, load_settings
 from orchestrator.credentials.masterkey import decode_master_key
-from tests.clirun import Cli
+from tests.clirun import FLEETFIX, Cli
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -163,6 +163,13 @@ def test_workers_serve_every_queue_and_their_health_checks_ping_them(
         assert f"--destination {node.split('@')[0]}@$HOSTNAME" in ping, f"{name}: {ping}"
         assert "celery -A tasks.app:app inspect ping" in ping
     assert served["default"] == {f"fleetfix.{kind}" for kind in QUEUE_KINDS}
+    # the options the health checks give celery exist
+    celery = str(Path(FLEETFIX).with_name("celery"))
+    usage = subprocess.run(
+        [celery, "inspect", "ping", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--destination" in usage
+    assert "--timeout" in usage
     assert served["lab"] == {f"fleetfix-lab.{kind}" for kind in QUEUE_KINDS}
 
 
