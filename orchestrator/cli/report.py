@@ -36,10 +36,16 @@ from orchestrator.errors import InputError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sqlalchemy.orm import Session
+
+    from orchestrator.config import Settings
+    from orchestrator.reports.metrics import MetricsData
     from orchestrator.reports.model import SweepReport
+    from orchestrator.reports.runmodel import PlaybookInfo, RunReport
 
 app = typer.Typer(
-    help="Reports of stored sweeps (HTML, CSV, JSON) and Prometheus metrics.", no_args_is_help=True
+    help="Reports of stored sweeps and playbook runs (HTML, CSV, JSON) and Prometheus metrics.",
+    no_args_is_help=True,
 )
 
 DEFAULT_TREND = 10
@@ -196,6 +202,7 @@ def metrics_report(
     target = _target(out, output)
     with open_store(app_state(ctx).settings) as store, store.transaction() as session:
         data = load_metrics_data(session, checks=catalogue_checks())
+        data = _with_run_targets(data, session)
     text = metrics_text(data)
     written = _write(target, iter((text,)))
     run_id = data.sweep.run_id if data.sweep else None
@@ -213,4 +220,87 @@ def metrics_report(
     raise typer.Exit(int(ExitCode.OK))
 
 
-__all__ = ["ReportFormat", "app", "metrics_report", "sweep_report"]
+def _with_run_targets(data: MetricsData, session: Session) -> MetricsData:
+    """The metrics with the targets of each playbook's newest run (``fleetfix_run_targets``)."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from orchestrator.reports.runsource import last_run_targets  # noqa: PLC0415
+
+    return replace(data, run_targets=last_run_targets(session))
+
+
+RunIdArgument = Annotated[str, typer.Argument(metavar="ID", help="the playbook run (fleetfix runs list)")]
+
+
+@app.command("run")
+@command
+def run_report(
+    ctx: typer.Context,
+    run_id: RunIdArgument,
+    *,
+    out: OutOption,
+    report_format: FormatOption = ReportFormat.html,
+    output: ResultOption = OutputFormat.table,
+) -> None:
+    """Write the report of a playbook run for its change ticket as HTML, CSV or JSON."""
+    from orchestrator.reports.runmodel import build_run_report  # noqa: PLC0415
+    from orchestrator.reports.runsource import load_run_data, report_run  # noqa: PLC0415
+    from orchestrator.store import open_store  # noqa: PLC0415
+
+    target = _target(out, output)
+    settings = app_state(ctx).settings
+    with open_store(settings) as store, store.transaction() as session:
+        record = report_run(session, run_id)
+        playbook, notes = _run_playbook(settings, record.playbook_id)
+        data = load_run_data(session, record, playbook=playbook, generated_at=datetime.now(UTC), notes=notes)
+    report = build_run_report(data)
+    written = _write(target, _run_renderer(report_format)(report))
+    where = "standard output" if target is None else str(target)
+    _done(
+        output,
+        {
+            "run_id": report.run.id,
+            "playbook": report.run.playbook_id,
+            "status": report.run.status,
+            "format": report_format.value,
+            "path": None if target is None else str(target.resolve()),
+            "bytes": written,
+            "schema_version": report.schema_version,
+            "targets": report.total,
+            "failures": report.failures,
+            "changes": report.changes_applied,
+            "audit_entries": len(report.audit),
+        },
+        f"wrote the {report_format.value} report of run {report.run.id} ({report.run.playbook_id}, "
+        f"{report.run.status}) to {where} ({report.total} targets, {report.changes_applied} changes, "
+        f"{written} bytes)",
+    )
+    raise typer.Exit(int(ExitCode.OK))
+
+
+def _run_playbook(settings: Settings, playbook_id: str | None) -> tuple[PlaybookInfo | None, tuple[str, ...]]:
+    """The run's playbook as the catalogue has it now; a note instead when it cannot be had (the
+    report of a stored run does not depend on today's playbook files)."""
+    from orchestrator.errors import PlaybookError  # noqa: PLC0415
+    from orchestrator.playbook import load_playbooks  # noqa: PLC0415
+    from orchestrator.reports.runsource import playbook_info  # noqa: PLC0415
+
+    if playbook_id is None:
+        return None, ()
+    try:
+        return playbook_info(load_playbooks(settings).get(playbook_id)), ()
+    except PlaybookError as exc:
+        return None, (f"playbook {playbook_id} is not available from the catalogue: {exc}",)
+
+
+def _run_renderer(report_format: ReportFormat) -> Callable[[RunReport], Iterator[str]]:
+    if report_format is ReportFormat.html:
+        from orchestrator.reports.runhtml import render_run_html  # noqa: PLC0415 (Jinja2 only for HTML)
+
+        return render_run_html
+    from orchestrator.reports.runexport import run_csv, run_json  # noqa: PLC0415
+
+    return run_csv if report_format is ReportFormat.csv else run_json
+
+
+__all__ = ["ReportFormat", "app", "metrics_report", "run_report", "sweep_report"]

@@ -439,6 +439,7 @@ def _advance(
     from orchestrator.engine import get_run  # noqa: PLC0415
     from orchestrator.engine.executors import LocalExecutor  # noqa: PLC0415
     from orchestrator.engine.launch import run_work  # noqa: PLC0415
+    from orchestrator.reports.runnotify import after_run  # noqa: PLC0415 (webhooks: docs/reports.md)
 
     view = get_run(store, run_id)
     if view.status.value == "awaiting_approval":
@@ -448,7 +449,7 @@ def _advance(
     executor = LocalExecutor(store, work.runner, concurrency=work.concurrency, holder=holder)
     executor = _choose_executor(settings, store, executor, holder=holder, ignore_window=ignore_window)
     progress = _Progress() if output is OutputFormat.table else None
-    return _advance_taking_over(
+    view = _advance_taking_over(
         store,
         run_id,
         executor,
@@ -458,6 +459,7 @@ def _advance(
         wait_for_window=wait_window,
         ignore_window=ignore_window,
     )
+    return after_run(settings, view)  # the run has stopped; never raises, failures are warnings
 
 
 def _choose_executor(

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from orchestrator.store.models import HostStatus, RunKind, RunStatus
+from orchestrator.store.models import HostStatus, RunKind, RunStatus, TargetState
 
 ENDED = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value)
 ACTIVE = (RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.PAUSED.value)
@@ -42,6 +42,8 @@ class MetricsData:
     runs: Mapping[tuple[str, str], int]
     """(kind, status) -> runs in the store"""
     sweep: SweepMetrics | None
+    run_targets: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """(playbook, target state) -> targets of the newest run of each playbook"""
 
 
 def escape_label(value: str) -> str:
@@ -81,7 +83,23 @@ def metrics_text(data: MetricsData) -> str:
     lines = [*_run_families(data.runs)]
     if data.sweep is not None:
         lines.extend(_sweep_families(data.sweep))
+    if data.run_targets:
+        lines.extend(run_target_families(data.run_targets))
     return "\n".join(lines) + "\n"
+
+
+def run_target_families(run_targets: Mapping[tuple[str, str], int]) -> Iterator[str]:
+    """``fleetfix_run_targets{playbook,state}``: the newest run of each playbook, every target state
+    (zeros included, so that a state that empties goes to 0 instead of vanishing)."""
+    playbooks = sorted({playbook for playbook, _ in run_targets})
+    states = [state.value for state in TargetState]
+    states += sorted({state for _, state in run_targets} - set(states))
+    yield from family(
+        "fleetfix_run_targets",
+        "gauge",
+        "Targets of the newest run of each playbook, by state.",
+        (({"playbook": p, "state": s}, run_targets.get((p, s), 0)) for p in playbooks for s in states),
+    )
 
 
 def _run_families(runs: Mapping[tuple[str, str], int]) -> Iterator[str]:
@@ -163,4 +181,5 @@ __all__ = [
     "escape_label",
     "family",
     "metrics_text",
+    "run_target_families",
 ]
