@@ -130,7 +130,8 @@ class LabHandle:
     def running(self) -> bool:
         """A lab.json whose process is alive and is a lab serving this directory."""
         pid = self.pid
-        if pid is None:
+        # Our own pid in an old lab.json is a restart that reused it (a container's pid 1): not a lab.
+        if pid is None or pid == os.getpid():
             return False
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
