@@ -507,10 +507,7 @@ class BatchRun:
             with lease_heartbeat(self.store, run_id, self.holder, self.clock, self.policy):
                 for task in self.tasks:
                     self._futures[task.target] = self._pool.submit(self._one, task)
-                done, _ = wait(self._futures.values(), return_when=FIRST_EXCEPTION)
-                if any(future.exception() is not None for future in done):
-                    self._stop.set()  # a store failure: nothing new starts, the started ones finish
-                wait(self._futures.values())
+                self._wait_all()
         finally:
             # without waiting: after abandon() a thread may still be stuck on its host
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -518,6 +515,17 @@ class BatchRun:
             if not future.cancelled() and future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
         return self._report(abandoned=())
+
+    def _wait_all(self) -> None:
+        """Until every target is finished or cancelled. A store failure stops new targets from
+        starting; the started ones finish. (``wait`` alone would never see a future cancelled by
+        :meth:`abandon` as done: the pool's thread never picks it up to say so.)"""
+        pending: set[Future[TargetOutcome | None]] = set(self._futures.values())
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            if any(not future.cancelled() and future.exception() is not None for future in done):
+                self._stop.set()
+            pending = {future for future in pending if not future.done()}
 
     def abandon(self, message: str, error_kind: str = "timed_out") -> BatchReport:
         """Stop now (called from the thread that was running :meth:`run`, e.g. on a soft time limit)."""

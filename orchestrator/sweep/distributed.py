@@ -299,11 +299,14 @@ class CollectBatch:
             try:
                 for job in jobs:
                     self._futures[job.name] = self._pool.submit(self._one, job, resolved)
-                wait(self._futures.values())
+                pending = set(self._futures.values())
+                while pending:  # a future cancelled by abandon() never completes a plain wait()
+                    _, pending = wait(pending, timeout=0.5)
+                    pending = {future for future in pending if not future.done()}
             finally:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             for future in self._futures.values():
-                if future.exception() is not None:
+                if not future.cancelled() and future.exception() is not None:
                     raise future.exception()  # type: ignore[misc]
         self._writer.flush()
         return CollectReport(tuple(self._writer.written), self._already)
