@@ -10,6 +10,13 @@ report, and, in a second pass under ``tracemalloc``, the peak of Python allocati
 
     .venv/bin/python bench/report_render.py                   # 1,000 and 10,000 hosts
     .venv/bin/python bench/report_render.py --hosts 500 20000 --history 3 --json
+
+With ``--targets N ...`` it measures the playbook-run report (``fleetfix report run``) instead: a
+child writes one run of N targets (waves, targets' outcomes, action journal, audit entries, plus
+unrelated audit entries the report's audit scan has to skip) and a fresh child reports it in the
+same phases.
+
+    .venv/bin/python bench/report_render.py --targets 1000 10000
 """
 
 from __future__ import annotations
@@ -208,6 +215,295 @@ def child_report(url: str, size: int) -> dict[str, Any]:
     }
 
 
+# --- child: a playbook run ----------------------------------------------------------------------
+
+ROUTES = "VpnConnection[Contoso Device Tunnel].Routes"
+RUN_WAVE = 500
+NOISE_PER_TARGET = 2
+"""unrelated audit entries per target (other runs, sweeps): the report's audit scan skips them"""
+
+
+def run_targets(size: int) -> list[dict[str, Any]]:
+    """A run like the lab's fix-route-prefixes over ``size`` endpoints: a canary, waves of 500;
+    2 % rolled back, 2 % failed, 2 % skipped (locked), 18 % already right, the rest fixed."""
+    targets = []
+    for index in range(size):
+        name, wave = f"ep-{index:05d}", 1 if index == 0 else 2 + (index - 1) // RUN_WAVE
+        before, after = [f"172.{index % 250}.12.0/21", "10.20.0.0/16"], ["172.21.8.0/21", "10.20.0.0/16"]
+        change = {"field": ROUTES, "before": before, "after": after}
+        kind = index % 50
+        target: dict[str, Any] = {"name": name, "wave": wave, "journal": []}
+        if kind == 7:
+            target.update(
+                state="rolled_back",
+                message=(
+                    "verification failed: still reported: EP-ROUTE-01 route:172.21.8.0/21; "
+                    "rolled back local-routes"
+                ),
+                error_kind="verification",
+                detail={
+                    "steps": [{"step": "local-routes", "state": "applied", "changes": [change]}],
+                    "remaining": ["EP-ROUTE-01 route:172.21.8.0/21"],
+                    "rolled_back": ["local-routes"],
+                    "rollback_errors": [],
+                },
+                journal=[("local-routes", "rolled_back", {"routes": before}, {"routes": after}, [change])],
+            )
+        elif kind == 11:
+            target.update(
+                state="failed",
+                message="step local-routes (endpoint.fix-vpn-routes) failed: access is denied",
+                error_kind="action",
+                detail={"steps": [{"step": "local-routes", "state": "failed", "error": "access is denied"}]},
+                journal=[("local-routes", "failed", None, None, [])],
+            )
+        elif kind == 13:
+            target.update(
+                state="skipped", message=f"host {name} is locked by run 7f1e", error_kind="locked", detail={}
+            )
+        elif kind % 5 == 0:
+            target.update(
+                state="unchanged",
+                message="already right",
+                error_kind=None,
+                detail={
+                    "steps": [{"step": "local-routes", "state": "unchanged"}],
+                    "verified": ["EP-ROUTE-01"],
+                },
+                journal=[("local-routes", "unchanged", {"routes": after}, {"routes": after}, [])],
+            )
+        else:
+            target.update(
+                state="succeeded",
+                message="changed by local-routes; verified",
+                error_kind=None,
+                detail={
+                    "steps": [
+                        {"step": "local-routes", "state": "applied", "changes": [change]},
+                        {"step": "sync", "state": "skipped", "reason": "condition 'when' is false"},
+                    ],
+                    "verified": ["EP-ROUTE-01"],
+                },
+                journal=[("local-routes", "applied", {"routes": before}, {"routes": after}, [change])],
+            )
+        targets.append(target)
+    return targets
+
+
+def write_run(url: str, size: int) -> dict[str, Any]:
+    from sqlalchemy import insert  # noqa: PLC0415
+
+    from orchestrator.store import Store, append_audit, create_store_engine, upgrade  # noqa: PLC0415
+    from orchestrator.store.models import JournalEntry, Run, RunTarget, RunWave  # noqa: PLC0415
+
+    upgrade(url)
+    store = Store.from_engine(create_store_engine(url))
+    started = time.perf_counter()
+    targets = run_targets(size)
+    waves = sorted({target["wave"] for target in targets})
+    actor = "alice@adm01"
+    with store.transaction() as session:
+        for n in range(NOISE_PER_TARGET * size // 2):  # before the run: other work
+            append_audit(session, "svc@adm01", "sweep.done", f"sweep-{n % 97}", {"hosts": n, "findings": 3})
+        run = Run(
+            kind="playbook",
+            playbook_id="fix-route-prefixes",
+            status="failed",
+            selector="role:endpoint",
+            parameters={"params": {"sync": False}, "sweep_id": "bench", "approved_with_yes": False},
+            requested_by=actor,
+            created_at=T0,
+            started_at=T0,
+            finished_at=T0 + timedelta(hours=2),
+            options={
+                "canary": 1,
+                "wave_size": RUN_WAVE,
+                "serial": False,
+                "max_fail": "5%",
+                "concurrency": 32,
+            },
+            approved_by="bob@adm01",
+            approved_at=T0,
+            status_message="failure budget exceeded",
+            cancel_requested=False,
+        )
+        session.add(run)
+        session.flush()
+        append_audit(session, actor, "run.create", run.id, {"targets": size, "waves": len(waves)})
+        append_audit(
+            session, "bob@adm01", "run.approve", run.id, {"from": "awaiting_approval", "to": "pending"}
+        )
+        session.execute(
+            insert(RunWave),
+            [
+                {"run_id": run.id, "number": n, "kind": "canary" if n == 1 else "wave", "status": "completed"}
+                for n in waves
+            ],
+        )
+        session.execute(
+            insert(RunTarget),
+            [
+                {
+                    "run_id": run.id,
+                    "wave": t["wave"],
+                    "target": t["name"],
+                    "role": "endpoint",
+                    "state": t["state"],
+                    "attempts": 1,
+                    "message": t["message"],
+                    "error_kind": t["error_kind"],
+                    "detail": t["detail"],
+                    "started_at": T0,
+                    "finished_at": T0,
+                }
+                for t in targets
+            ],
+        )
+        session.execute(
+            insert(JournalEntry),
+            [
+                {
+                    "run_id": run.id,
+                    "host": t["name"],
+                    "step": step,
+                    "action": "endpoint.fix-vpn-routes",
+                    "state": state,
+                    "before": before,
+                    "after": after,
+                    "claimed_at": T0,
+                    "finished_at": T0,
+                }
+                for t in targets
+                for step, state, before, after, _ in t["journal"]
+            ],
+        )
+        entries = 0
+        for t in targets:
+            for step, state, before, after, changes in t["journal"]:
+                if state not in {"applied", "rolled_back"}:
+                    continue
+                base = {
+                    "run_id": run.id,
+                    "playbook": "fix-route-prefixes",
+                    "step": step,
+                    "action": "endpoint.fix-vpn-routes",
+                }
+                append_audit(
+                    session,
+                    actor,
+                    "action.apply",
+                    t["name"],
+                    {**base, "before": before, "after": after, "changes": changes},
+                )
+                entries += 1
+                if state == "rolled_back":
+                    append_audit(
+                        session,
+                        actor,
+                        "action.rollback",
+                        t["name"],
+                        {**base, "before": after, "after": before},
+                    )
+                    entries += 1
+        append_audit(
+            session, actor, "run.finish", run.id, {"from": "running", "to": "failed", "message": "budget"}
+        )
+        for n in range(NOISE_PER_TARGET * size // 2):  # after it: more work
+            append_audit(session, "svc@adm01", "sweep.done", f"sweep-{n % 89}", {"hosts": n, "findings": 1})
+        run_id = run.id
+    store.close()
+    return {
+        "run_id": run_id,
+        "run_audit_entries": entries + 3,
+        "other_audit_entries": 2 * (NOISE_PER_TARGET * size // 2),
+        "store_write_s": round(time.perf_counter() - started, 2),
+    }
+
+
+def report_run_once(url: str, run_id: str, directory: Path, phases: dict[str, Any] | None) -> dict[str, int]:
+    from orchestrator.config import Settings  # noqa: PLC0415
+    from orchestrator.playbook import load_playbooks  # noqa: PLC0415
+    from orchestrator.reports.output import write_atomic  # noqa: PLC0415
+    from orchestrator.reports.runexport import run_csv, run_json  # noqa: PLC0415
+    from orchestrator.reports.runhtml import render_run_html  # noqa: PLC0415
+    from orchestrator.reports.runmodel import build_run_report  # noqa: PLC0415
+    from orchestrator.reports.runsource import load_run_data, playbook_info, report_run  # noqa: PLC0415
+    from orchestrator.store import Store, create_store_engine  # noqa: PLC0415
+
+    phases = {} if phases is None else phases
+    store = Store.from_engine(create_store_engine(url))
+    playbook = playbook_info(load_playbooks(Settings()).get("fix-route-prefixes"))
+
+    def load() -> Any:
+        with store.transaction() as session:
+            record = report_run(session, run_id)
+            return load_run_data(session, record, playbook=playbook, generated_at=datetime.now(UTC))
+
+    data = timed(phases, "load", load)
+    report = timed(phases, "model", lambda: build_run_report(data))
+    renderers: dict[str, Callable[[Any], Iterator[str]]] = {
+        "html": render_run_html,
+        "csv": run_csv,
+        "json": run_json,
+    }
+    sizes = {}
+    for name, render in renderers.items():
+        target = directory / f"run.{name}"
+        sizes[name] = timed(phases, name, functools.partial(_write, write_atomic, target, render, report))
+    store.close()
+    return sizes
+
+
+def child_report_run(url: str, run_id: str) -> dict[str, Any]:
+    from orchestrator.reports import runhtml  # noqa: PLC0415 (imports outside the figures)
+
+    runhtml.environment().get_template(runhtml.RUN_TEMPLATE)
+    baseline = maxrss_mb()
+    phases: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        sizes = report_run_once(url, run_id, Path(directory), phases)
+        peak = maxrss_mb()
+        tracemalloc.start()
+        report_run_once(url, run_id, Path(directory), None)
+        _, traced_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return {
+        "phases": phases,
+        "bytes": sizes,
+        "rss_baseline_mb": round(baseline, 1),
+        "rss_peak_mb": round(peak, 1),
+        "tracemalloc_peak_mb": round(traced_peak / 2**20, 1),
+    }
+
+
+def measure_run(size: int) -> Iterator[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="fleetfix-bench-run-report-") as directory:
+        url = f"sqlite:///{Path(directory) / 'fleetfix.db'}"
+        written = run_child("--write-run", url, str(size))
+        reported = run_child("--report-run", url, written["run_id"])
+        yield {"targets": size, **written, **reported}
+
+
+def run_table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "targets  audit (run/other)  load s  model s  html s (MB)       csv s (MB)        json s (MB)       "
+        "total s  RSS MB (+report)  tracemalloc MB"
+    ]
+    for r in results:
+        p, b = r["phases"], r["bytes"]
+        total = sum(phase["wall_s"] for phase in p.values())
+        cells = [
+            f"{r['targets']:>7}  {r['run_audit_entries']:>7}/{r['other_audit_entries']:<9}",
+            f"{p['load']['wall_s']:>6.2f}  {p['model']['wall_s']:>7.2f}",
+            *(f"{p[name]['wall_s']:>5.2f} ({b[name] / 1e6:>5.1f})   " for name in ("html", "csv", "json")),
+            f"{total:>7.2f}",
+            f"{r['rss_peak_mb']:>6.1f} (+{r['rss_peak_mb'] - r['rss_baseline_mb']:>5.1f})",
+            f"{r['tracemalloc_peak_mb']:>14.1f}",
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
 # --- parent -------------------------------------------------------------------------------------
 
 
@@ -256,7 +552,26 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--write", nargs=3, metavar=("URL", "HOSTS", "HISTORY"), help=argparse.SUPPRESS)
     parser.add_argument("--report", nargs=2, metavar=("URL", "HOSTS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--targets", type=int, nargs="+", help="measure the run report of runs of N targets instead"
+    )
+    parser.add_argument("--write-run", nargs=2, metavar=("URL", "TARGETS"), help=argparse.SUPPRESS)
+    parser.add_argument("--report-run", nargs=2, metavar=("URL", "RUN_ID"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_run:
+        print(json.dumps(write_run(args.write_run[0], int(args.write_run[1]))))
+        return
+    if args.report_run:
+        print(json.dumps(child_report_run(args.report_run[0], args.report_run[1])))
+        return
+    if args.targets:
+        runs = [result for size in args.targets for result in measure_run(size)]
+        if args.json:
+            print(json.dumps(runs, indent=2))
+        else:
+            print(f"playbook-run report, SQLite, Python {sys.version.split()[0]}")
+            print(run_table(runs))
+        return
     if args.write:
         print(json.dumps(write_store(args.write[0], int(args.write[1]), int(args.write[2]))))
         return
