@@ -10,6 +10,8 @@ recorded through ``fleetfix report run``:
 2. the same playbook pinning the wrong root with a short verification: rolled back;
 3. a saved plan whose first host is fixed by hand meanwhile: that host refused, the other applied;
 4. a playbook outside its change window: paused (reported then), resumed ignoring the window.
+
+``fleetfix demo`` (its own lab) posts each of its runs to the webhooks subscribed to runs too.
 """
 
 from __future__ import annotations
@@ -299,3 +301,32 @@ def test_the_reports_never_touch_the_lab(lab: Lab) -> None:
         for fmt in ("html", "csv", "json"):
             lab.report(lab.runs[name], fmt)
     assert len(lab.fleet.changes()) == changes
+
+
+def test_the_demos_runs_are_posted_and_reported(cli: Cli, tmp_path: Path) -> None:
+    with running_receiver() as receiver:
+        cli.env["FLEETFIX_NOTIFY__WEBHOOKS"] = json.dumps(
+            [{"url": receiver.url("/ok/demo"), "events": ["run"]}, {"url": receiver.url("/ok/sweeps")}]
+        )
+        demo = cli.run("demo", "--scenario", "seed-article", "--dir", "lab", "--output", "json")
+        assert demo.returncode == 0, demo.stderr
+        runs = json.loads(demo.stdout)["remediation"]["runs"]
+        posted = [request.json() for request in receiver.to("ok") if request.path == "/ok/demo"]
+        sweeps = [request.json() for request in receiver.to("ok") if request.path == "/ok/sweeps"]
+    assert [(m["run_id"], m["playbook"], m["status"]) for m in posted] == [
+        (run["id"], run["playbook_id"], "succeeded") for run in runs
+    ]
+    for message in posted:
+        jsonschema.validate(message, WEBHOOK_SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert [m["event"] for m in sweeps] == ["sweep"]  # the sweep webhook got the sweep only
+
+    # the kept lab directory's store, reported as an admin would
+    del cli.env["FLEETFIX_NOTIFY__WEBHOOKS"]
+    written = cli.run(
+        "--config", "lab/fleetfix.toml", "report", "run", runs[0]["id"], "-f", "json", "-o", "run.json"
+    )
+    assert written.returncode == 0, written.stderr
+    report = json.loads((tmp_path / "run.json").read_text())
+    jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert report["run"]["status"] == "succeeded"
+    assert report["run"]["changes_applied"] > 0
