@@ -449,7 +449,7 @@ def _advance(
     executor = LocalExecutor(store, work.runner, concurrency=work.concurrency, holder=holder)
     executor = _choose_executor(settings, store, executor, holder=holder, ignore_window=ignore_window)
     progress = _Progress() if output is OutputFormat.table else None
-    view = _advance_taking_over(
+    stopped = _advance_taking_over(
         store,
         run_id,
         executor,
@@ -459,7 +459,7 @@ def _advance(
         wait_for_window=wait_window,
         ignore_window=ignore_window,
     )
-    return after_run(settings, view)  # the run has stopped; never raises, failures are warnings
+    return after_run(settings, stopped, before=view)  # never raises; failures are warnings
 
 
 def _choose_executor(

@@ -297,17 +297,32 @@ def notify_run(
     )
 
 
+def _news(view: RunView, before: RunView | None) -> bool:
+    """Whether the run did something worth announcing: it ran (not awaiting approval, planned or
+    still pending), and it moved since ``before`` (``runs resume`` of a finished run, or of a
+    paused run whose window is still closed, changes nothing and says nothing)."""
+    if view.status.value in {"awaiting_approval", "planned", "pending"}:
+        return False
+    if before is None:
+        return True
+    if before.finished:
+        return False
+    return before.status != view.status or dict(before.counts) != dict(view.counts)
+
+
 def after_run(
     settings: Settings,
     view: RunView,
     *,
+    before: RunView | None = None,
     environ: Mapping[str, str] | None = None,
     notify: Callable[..., Sequence[str]] = notify_run,
 ) -> RunView:
-    """Notify the configured webhooks of a run that stopped; ``view`` unchanged.  Never raises: a
-    notification is not the run (each webhook that failed is already a warning in the log)."""
-    if view.status.value in {"awaiting_approval", "planned", "pending"}:
-        return view  # it has not run: nothing to tell yet
+    """Notify the configured webhooks of a run that stopped (``before``: the run as it was when
+    the command took it up); ``view`` unchanged.  Never raises: a notification is not the run
+    (each webhook that failed is already a warning in the log)."""
+    if not _news(view, before):
+        return view
     try:
         notify(settings, view, environ=environ)
     except Exception as exc:  # a defect here must not fail a run that is already stored

@@ -92,6 +92,7 @@ def make_runs(lab: Lab) -> None:
     lab.early["awaiting"] = lab.report(waiting["id"])
     lab.cli("runs", "approve", waiting["id"], code=0, env=BOB)
     lab.cli("runs", "resume", waiting["id"], code=0, env=ALICE, name="approved")
+    lab.cli("runs", "resume", waiting["id"], code=0, env=ALICE)  # finished: nothing happens, nothing posted
 
     lab.cli(
         "run", "rras-root-thumbprint", "--all-hosts", "--limit", "name:rras-05",

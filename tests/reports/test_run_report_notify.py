@@ -162,3 +162,29 @@ def test_after_run_never_raises_and_says_nothing_before_a_run(
     assert after_run(config, waiting, notify=broken) is waiting
     assert calls == [view.id]  # a run that has not run is not announced
     assert after_run(settings(tmp_path), view) is view  # no webhook: nothing to do
+
+
+def test_only_a_run_that_moved_is_announced(tmp_path: Path, sqlite_store: Store) -> None:
+    config = settings(tmp_path, {"url": "http://127.0.0.1:9/run", "events": ["run"]})
+    calls: list[str] = []
+
+    def record(settings: Settings, stopped: RunView, **kwargs: Any) -> tuple[str, ...]:
+        calls.append(stopped.status.value)
+        return ()
+
+    pending = get_run(
+        sqlite_store, store_run(sqlite_store, [not_run("ep-1", "pending", "")], status="pending")
+    )
+    paused = get_run(
+        sqlite_store,
+        store_run(
+            sqlite_store, [not_run("ep-1", "pending", "")], status="paused", pause_reason="outside window"
+        ),
+    )
+    done = get_run(sqlite_store, store_run(sqlite_store, [fixed("ep-1")]))
+    after_run(config, done, before=pending, notify=record)  # it ran
+    after_run(config, done, before=paused, notify=record)  # it was resumed and ran
+    after_run(config, paused, before=pending, notify=record)  # it paused
+    after_run(config, done, before=done, notify=record)  # resuming a finished run does nothing
+    after_run(config, paused, before=paused, notify=record)  # still outside its window
+    assert calls == ["succeeded", "succeeded", "paused"]
