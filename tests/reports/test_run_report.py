@@ -685,8 +685,13 @@ def test_the_number_of_queries_does_not_grow_with_the_run(store: Store) -> None:
     for size in (10, 300):
         run_id = store_run(store, fleet_run(size), at=T0 + timedelta(days=size))
         with counted_statements(store) as statements, store.transaction() as session:
-            load_run_data(session, report_run(session, run_id), playbook=None, generated_at=T0)
+            data = load_run_data(session, report_run(session, run_id), playbook=None, generated_at=T0)
         counts.append(len(statements))
+        report = build_run_report(data)
+        assert report.total == size
+        assert report.audit[0].action == "run.create"
+        assert report.audit[-1].action == "run.finish"
+        assert all(line.hash_ok for line in report.audit)  # as stored, on either backend
     assert counts[0] == counts[1], counts
     assert counts[0] <= 8
 
