@@ -4,8 +4,9 @@ Reads the store only (no host is contacted).  ``report sweep`` writes one self-c
 page, or the CSV or JSON export (docs/reports.md), of a completed sweep -- the newest unless
 ``--run`` names another; ``report metrics`` writes the metrics file for node_exporter's textfile
 collector.  ``report run ID`` writes the report of a playbook run for its change ticket (HTML, CSV
-or JSON: the run, its plan, every target's changes, verification and rollbacks, its audit trail).  Files are written atomically (nothing is left behind on failure); ``-o -`` writes to
-standard output.
+or JSON: the run, its plan, every target's changes, verification and rollbacks, its audit trail).
+Files are written atomically (nothing is left behind on failure); ``-o -`` writes to standard
+output.
 
 In these commands ``-o`` is the file to write (``--out``); the result document that every command
 prints with ``--output json`` is asked for with the long option only.  Exit codes: 0 written (what
