@@ -29,6 +29,7 @@ import ssl
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -153,10 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     ):
         context = ssl.create_default_context(cafile=str(tenant.info.ca_bundle))
         outcomes = []
-        for name, run in (
+        runs: tuple[tuple[str, Callable[[], tuple[float, int, int]]], ...] = (
             ("fleetfix", lambda: run_fleetfix(tenant.info, ids, args.time_scale, context)),
             ("naive", lambda: run_naive(tenant.info, ids, args.threads, context)),
-        ):
+        )
+        for name, run in runs:
             before = tenant.control.writes()
             result = run()
             ok = writes_once_more(before, tenant.control.writes(), ids)

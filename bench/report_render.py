@@ -455,9 +455,9 @@ def report_run_once(url: str, run_id: str, directory: Path, phases: dict[str, An
 
 
 def child_report_run(url: str, run_id: str) -> dict[str, Any]:
-    from orchestrator.reports import runhtml  # noqa: PLC0415 (imports outside the figures)
+    from orchestrator.reports import html, runhtml  # noqa: PLC0415 (imports outside the figures)
 
-    runhtml.environment().get_template(runhtml.RUN_TEMPLATE)
+    html.environment().get_template(runhtml.RUN_TEMPLATE)
     baseline = maxrss_mb()
     phases: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:

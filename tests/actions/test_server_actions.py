@@ -26,9 +26,12 @@ from orchestrator.actions.server import (
 from orchestrator.checks import run_checks
 from orchestrator.checks.model import Finding
 from orchestrator.errors import ActionFailedError, InputError
+from orchestrator.facts.ca import CaFacts
 from orchestrator.facts.common import SectionError
+from orchestrator.facts.endpoint import EndpointFacts
 from orchestrator.facts.fleet import FleetFacts
 from orchestrator.facts.rras import RrasFacts
+from orchestrator.facts.tenant import TenantFacts
 from orchestrator.inventory.models import Role
 from orchestrator.scripts.action_schemas import PublishCrlResult, RestartServiceResult, SetRootCertResult
 from orchestrator.scripts.spec import Invocation
@@ -58,13 +61,15 @@ class Seen:
         at: datetime = NOW,
         prior: Mapping[str, ApplyResult] | None = None,
         findings: tuple[Finding, ...] | None = None,
-        facts: Any = None,
+        facts: EndpointFacts | RrasFacts | CaFacts | TenantFacts | None = None,
         fleet: FleetFacts | None = None,
     ) -> PlanContext:
         entry = next(item for item in self.fleet.hosts if item.name == host)
+        own = facts if facts is not None else entry.facts
+        assert own is not None, f"{host} has no facts"
         return PlanContext(
             target=host,
-            facts=facts if facts is not None else entry.facts,
+            facts=own,
             fleet=fleet or self.fleet,
             findings=findings if findings is not None else tuple(f for f in self.findings if f.host == host),
             at=at,

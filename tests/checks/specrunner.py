@@ -62,7 +62,9 @@ def merge(base: Any, override: Any) -> Any:
 
 
 def fleet_defaults() -> dict[str, Any]:
-    return yaml.safe_load((SPECS / "_fleet.yaml").read_text(encoding="utf-8"))
+    document = yaml.safe_load((SPECS / "_fleet.yaml").read_text(encoding="utf-8"))
+    assert isinstance(document, dict), "_fleet.yaml must be a mapping"
+    return document
 
 
 def substitute(value: Any, pki: TestPki) -> Any:

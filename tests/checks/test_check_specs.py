@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from orchestrator.checks import Finding, catalogue, run_checks
@@ -14,6 +16,19 @@ def _describe(findings: tuple[Finding, ...]) -> str:
     return "\n".join(f"{f.check_id} {f.host} {f.reason} {f.subject}: {f.message}" for f in findings)
 
 
+def _explained_by(finding: Finding) -> list[str]:
+    """The check ids of the findings that explain ``finding`` (its ``explained_by`` evidence)."""
+    check_ids = []
+    explaining = finding.evidence.get("explained_by", ())
+    assert isinstance(explaining, tuple)
+    for entry in explaining:
+        assert isinstance(entry, Mapping)
+        check_id = entry["check_id"]
+        assert isinstance(check_id, str)
+        check_ids.append(check_id)
+    return check_ids
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 def test_spec(case: Case) -> None:
     built = build(case.data)
@@ -23,7 +38,7 @@ def test_spec(case: Case) -> None:
     for item in built.expect:
         if "severity" in item:
             assert severities[(item["check"], item["subject"])] == item["severity"]
-    explained = {f.subject: [e["check_id"] for e in f.evidence.get("explained_by", ())] for f in findings}
+    explained = {f.subject: _explained_by(f) for f in findings}
     for subject, check_ids in case.data.get("explained_by", {}).items():
         assert explained[subject] == check_ids
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 import redis
@@ -69,7 +69,7 @@ def work(client: IntuneClient, device_ids: list[str], profile_ids: list[str], th
     """Single-request syncs and PATCHes from many threads at once."""
     route = [VpnRoute("10.0.0.0", 8)]
     with ThreadPoolExecutor(threads) as pool:
-        jobs = [pool.submit(client.sync_device, device) for device in device_ids]
+        jobs: list[Future[object]] = [pool.submit(client.sync_device, device) for device in device_ids]
         jobs += [pool.submit(client.set_vpn_routes, profile, route) for profile in profile_ids]
         for job in jobs:
             job.result()

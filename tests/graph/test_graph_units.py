@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import NotRequired, TypedDict
 
 import pytest
 from hypothesis import given
@@ -135,8 +136,15 @@ def test_error_for(status: int, kind: type[Exception]) -> None:
     assert error_for(status, None, {"request-id": "rid-2"}, host="g", what="w").request_id == "rid-2"
 
 
+class BatchItem(TypedDict):
+    """The part of a ``$batch`` request item that decides how the items are split."""
+
+    id: str
+    dependsOn: NotRequired[list[str]]
+
+
 def test_chunk_batch_keeps_dependency_chains_together() -> None:
-    items = [{"id": str(i)} for i in range(25)]
+    items: list[BatchItem] = [{"id": str(i)} for i in range(25)]
     items[21] = {"id": "21", "dependsOn": ["3"]}
     chunks = chunk_batch(items)
     assert [len(chunk) for chunk in chunks] == [20, 5]

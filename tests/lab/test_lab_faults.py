@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
 import pytest
 import requests
+from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WSManFaultError
-from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from lab import FaultSpec, Flap, FleetConfig, HostConfig, Lab, Latency
@@ -18,6 +20,16 @@ from tests.lab.support import Captured, run, shipped_script, start_lab, wsman
 
 ECHO = shipped_script("diag.echo")
 TEN_MB = 10 * 1024 * 1024
+
+
+class Overrides(TypedDict, total=False):
+    """What these tests change in :func:`wsman`'s client."""
+
+    auth: str
+    tls: bool
+    connection_timeout: int
+    operation_timeout: int
+    read_timeout: int
 
 
 def host(name: str, **faults: object) -> HostConfig:
@@ -46,11 +58,11 @@ def lab(captured: Captured) -> Iterator[Lab]:
     yield from start_lab(FLEET, captured)
 
 
-def client(lab: Lab, name: str, **overrides: object) -> WSMan:
+def client(lab: Lab, name: str, **overrides: Unpack[Overrides]) -> WSMan:
     return wsman(lab.info.endpoint(name), ca_bundle=lab.info.ca_bundle, **overrides)
 
 
-def echo_on(lab: Lab, name: str, value: str = "probe", **overrides: object) -> PowerShell:
+def echo_on(lab: Lab, name: str, value: str = "probe", **overrides: Unpack[Overrides]) -> PowerShell:
     conn = wsman(lab.info.endpoint(name), ca_bundle=lab.info.ca_bundle, **overrides)
     with conn, RunspacePool(conn) as pool:
         return run(pool, ECHO, Value=value)
@@ -67,8 +79,15 @@ def test_refused_connection(lab: Lab) -> None:
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 def test_listener_that_never_answers(lab: Lab, tls: bool) -> None:
     endpoint = lab.info.endpoint("EP-HANG")
-    conn = wsman(endpoint, tls=tls, ca_bundle=lab.info.ca_bundle, connection_timeout=1, read_timeout=1)
-    conn.reconnection_backoff = 0.0  # pypsrp retries read timeouts; keep the test short
+    # pypsrp retries read timeouts; no backoff keeps the test short (set on the client's transport).
+    conn = wsman(
+        endpoint,
+        tls=tls,
+        ca_bundle=lab.info.ca_bundle,
+        connection_timeout=1,
+        read_timeout=1,
+        reconnection_backoff=0.0,
+    )
     with pytest.raises(requests.exceptions.Timeout), conn, RunspacePool(conn):
         pass
 

@@ -236,12 +236,12 @@ def replay(lab: Lab, host: str, path: Path, events: dict[int, Callable[[Lab, str
             timeout=30,
         )
         expected, actual = summarize(message["response"]), summarize(response.text)
-        for recorded_id, lab_id in (
+        for recorded, chosen in (
             (expected.shell_id, actual.shell_id),
             (expected.command_id, actual.command_id),
         ):
-            if recorded_id and lab_id and recorded_id != lab_id:
-                ids[recorded_id] = lab_id  # the server chose the id (WinRM 2.0 ignores the client's)
+            if recorded and chosen and recorded != chosen:
+                ids[recorded] = chosen  # the server chose the id (WinRM 2.0 ignores the client's)
         for target, kinds in expected.psrp.items():
             windows.setdefault(ids.get(target, target), []).extend(kinds)
         for target, kinds in actual.psrp.items():

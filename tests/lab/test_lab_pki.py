@@ -70,6 +70,7 @@ def test_distribution_points_are_on_the_lab_cdp() -> None:
     assert cdp_urls(device) == (f"{CDP}/CertEnroll/Contoso%20Issuing%20CA%2001.crl",)
     assert cdp_urls(pki.issuing.certificate) == (f"{CDP}/CertEnroll/Contoso%20Root%20CA.crl",)
     aia = device.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+    assert isinstance(aia, x509.AuthorityInformationAccess)
     assert aia[0].access_location.value.endswith("/CertEnroll/Contoso%20Issuing%20CA%2001.crt")
 
 
@@ -90,7 +91,9 @@ def test_crls_are_signed_and_list_what_was_revoked() -> None:
     assert base.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 7
     freshest = base.extensions.get_extension_for_class(x509.FreshestCRL).value
     assert freshest[0].full_name[0].value.endswith("Contoso%20Issuing%20CA%2001+.crl")
-    assert base.extensions.get_extension_for_oid(NEXT_CRL_PUBLISH_OID).value.value == b"\x17\r260320080000Z"
+    next_publish = base.extensions.get_extension_for_oid(NEXT_CRL_PUBLISH_OID).value
+    assert isinstance(next_publish, x509.UnrecognizedExtension)  # a Microsoft extension
+    assert next_publish.value == b"\x17\r260320080000Z"
     delta = pki.crl(pki.issuing, [], number=8, this_update=NOW, next_update=NOW + datetime.timedelta(days=1),
                     delta_of=7)  # fmt: skip
     assert delta.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number == 7

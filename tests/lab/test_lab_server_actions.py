@@ -53,7 +53,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EstateLab]:
 
 def faulted(lab: EstateLab, fault: str) -> str:
     """The host the scenario injected ``fault`` into (the control API's /faults)."""
-    return next(item["host"] for item in lab.run(lab.server.faults) if item["fault"] == fault)
+    host = next(item["host"] for item in lab.run(lab.server.faults) if item["fault"] == fault)
+    assert isinstance(host, str)
+    return host
 
 
 def plan_context(lab: EstateLab, name: str, prior: Mapping[str, ApplyResult] | None = None) -> PlanContext:
@@ -89,13 +91,13 @@ def root_thumbprints(lab: EstateLab, name: str) -> tuple[str | None, str | None]
     server = lab.built.estate.host(name).find(RrasServer)
     assert server is not None
 
+    def thumbprint_of(der_bytes: bytes | None) -> str | None:
+        return None if der_bytes is None else thumbprint(x509.load_der_x509_certificate(der_bytes))
+
     def read() -> tuple[str | None, str | None]:
-        return tuple(  # type: ignore[return-value]
-            None if value is None else thumbprint(x509.load_der_x509_certificate(value))
-            for value in (
-                server.configured.auth.root_certificate_der,
-                server.effective.auth.root_certificate_der,
-            )
+        return (
+            thumbprint_of(server.configured.auth.root_certificate_der),
+            thumbprint_of(server.effective.auth.root_certificate_der),
         )
 
     return lab.run(read)
@@ -163,7 +165,13 @@ def test_the_expired_crl_is_republished_and_the_cdp_serves_it(lab: EstateLab) ->
 
         result = PUBLISH_CRL_ACTION.apply(conn, plan)
         assert result.changed
-        urls = [target for target in result.after["published_to"] if target.startswith("http")]
+        published = result.after["published_to"]
+        assert isinstance(published, tuple)
+        urls: list[str] = []
+        for target in published:
+            assert isinstance(target, str)
+            if target.startswith("http"):
+                urls.append(target)
         assert urls == [issuing.crl_url, issuing.delta_crl_url]
         with urllib.request.urlopen(urls[0], timeout=5) as response:
             served = x509.load_der_x509_crl(response.read())
@@ -171,7 +179,9 @@ def test_the_expired_crl_is_republished_and_the_cdp_serves_it(lab: EstateLab) ->
         assert served.next_update_utc is not None
         assert served.next_update_utc > now + datetime.timedelta(days=7)
         number = served.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-        assert number == result.after["base"]["crl_number"]  # type: ignore[index]
+        base = result.after["base"]
+        assert isinstance(base, Mapping)
+        assert number == base["crl_number"]
 
         again = PUBLISH_CRL_ACTION.apply(conn, plan)  # the same NotBefore: a retry
         assert not again.changed

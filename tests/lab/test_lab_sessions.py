@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from pypsrp.complex_objects import PSInvocationState, RunspacePoolState
 from pypsrp.exceptions import AuthenticationError, WSManFaultError
-from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool, RunspacePoolState
+from pypsrp.powershell import PowerShell, RunspacePool
 
 from lab import Account, FleetConfig, HostConfig, Lab
 from lab.config import LAB_PASSWORD, LAB_USERNAME
@@ -229,6 +230,7 @@ def test_unknown_script_is_not_recognized(pool: RunspacePool, script: str, term:
     error = ps.streams.error[0]
     assert str(error).startswith(f"The term '{term}' is not recognized as the name of a cmdlet")
     assert error.fq_error == "CommandNotFoundException"
+    assert error.exception is not None
     assert error.exception.adapted_properties["Message"] == str(error)
     assert "System.Management.Automation.CommandNotFoundException" in error.exception.types
 

@@ -7,7 +7,7 @@ import datetime
 import pytest
 from cryptography import x509
 
-from lab.estate.build import build_estate
+from lab.estate.build import BuiltEstate, build_estate
 from lab.estate.faults import DEVICE_TUNNEL, USER_TUNNEL
 from lab.estate.pki import EnterprisePKI
 from lab.estate.tunnels import active_connections, observe
@@ -42,7 +42,9 @@ def test_a_prefix_with_host_bits_never_reaches_the_routing_table() -> None:
     client.put(VpnProfile(name="Tunnel", guid="{1}", servers=("vpn",), routes=routes))
     table = {row.prefix for row in client.routing_table({"tunnel": True}) if row.interface_alias == "Tunnel"}
     assert table == {"10.0.0.0/8", "172.21.8.0/21"}
-    assert [route.prefix for route in client.get("tunnel").routes] == [r.prefix for r in routes]  # type: ignore[union-attr]
+    stored = client.get("tunnel")
+    assert stored is not None
+    assert [route.prefix for route in stored.routes] == [r.prefix for r in routes]
 
 
 def test_a_disconnected_profile_routes_nothing_and_reconnect_plumbs_again() -> None:
@@ -215,8 +217,9 @@ def test_routes_patched_in_intune_arrive_on_the_endpoint_at_check_in() -> None:
     assert [route.prefix for route in updated.routes] == ["172.21.8.0/21"]
 
 
-def _device_id(built: object, name: str) -> str:
-    tenant = built.tenant_state  # type: ignore[attr-defined]
+def _device_id(built: BuiltEstate, name: str) -> str:
+    tenant = built.tenant_state
+    assert tenant is not None
     return next(d.id for d in tenant.devices.values() if d.json["deviceName"] == name)
 
 

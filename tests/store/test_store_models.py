@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
@@ -136,8 +136,10 @@ def test_deleting_a_run_deletes_its_rows(store_engine: Engine) -> None:
         session.add(HostResult(run=run, host="h", role="ca", status=HostStatus.OK))
         session.add(finding(run, "h", "PKI-CRL-01"))
         session.add(JournalEntry(run=run, host="h", step="s", action="a"))
+    runs = Run.__table__
+    assert isinstance(runs, Table)
     with store_engine.begin() as connection:  # the database cascades, not only the ORM
-        connection.execute(Run.__table__.delete())
+        connection.execute(runs.delete())
     with store_engine.connect() as connection:
         for model in (HostResult, Finding, JournalEntry):
             assert connection.execute(select(func.count()).select_from(model)).scalar_one() == 0

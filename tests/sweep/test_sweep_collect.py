@@ -95,7 +95,7 @@ def test_every_failure_is_an_outcome_never_an_exception() -> None:
     hosts = [inventory_host(f"WS-{n}") for n in range(1, 8)]
     hosts[6] = inventory_host("WS-7", credential="vault:missing")
     jobs = plan_collection(hosts, CollectOptions(deadline_s=7))
-    resolved = {job.credential: CRED for job in jobs}
+    resolved: dict[CredentialKey, Credential | CredentialError] = {job.credential: CRED for job in jobs}
     resolved[CredentialKey(hosts[6].credential, None)] = CredentialError("vault:missing: no such entry")
     sessions = FakeSessions(behaviour)
     outcomes = collect_hosts(jobs, resolved, CollectOptions(deadline_s=7), session_factory=sessions)

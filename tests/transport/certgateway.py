@@ -170,9 +170,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _mapped_account(self) -> tuple[str, str] | None:
         assert isinstance(self.connection, ssl.SSLSocket)
-        peer = self.connection.getpeercert() or {}
-        names = [value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"]
-        return self.accounts.get(names[0]) if names else None
+        # CERT_REQUIRED: the handshake verified the certificate, so its DER is there to read.
+        der = self.connection.getpeercert(binary_form=True)
+        if der is None:
+            return None
+        subject = x509.load_der_x509_certificate(der).subject
+        names = [attribute.value for attribute in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        name = names[0] if names else None
+        return self.accounts.get(name) if isinstance(name, str) else None
 
     def _answer(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)

@@ -67,14 +67,17 @@ def declared_params(source: bytes) -> list[DeclaredParam]:
     return [_param(node) for node in nodes(block) if node.type == "script_parameter"]
 
 
+def _source(node: Node) -> str:
+    """A node's source text (tree-sitter keeps it for every node of a tree it parsed from bytes)."""
+    assert node.text is not None
+    return node.text.decode()
+
+
 def _param(node: Node) -> DeclaredParam:
     variable = next(child for child in node.children if child.type == "variable")
     attributes = [n for n in nodes(node) if n.type == "attribute"]
     types = [
-        n.text.decode().strip("[]").lower()
-        for a in attributes
-        for n in a.children
-        if n.type == "type_literal"
+        _source(n).strip("[]").lower() for a in attributes for n in a.children if n.type == "type_literal"
     ]
     mandatory = any(MANDATORY.search(a.text.decode()) for a in attributes if a.text)
     assert variable.text is not None

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -35,8 +36,21 @@ from orchestrator.transport.winrm import TransportPolicy, WinRMSession
 from tests.transport.support import LAB_CREDENTIAL, RecordingRegistry, lab_host
 
 TEN_MB = 10 * 1024 * 1024
+
+
+class WinRM(TypedDict, total=False):
+    """The inventory ``winrm`` settings these tests vary (:func:`lab_host`'s keywords)."""
+
+    tls: bool
+    auth: str
+    allow_unencrypted: bool
+    connection_timeout: int
+    operation_timeout: int
+    read_timeout: int
+
+
 # Quick settings for hosts that answer; the fault tests say which layer they exercise.
-FAST = {"connection_timeout": 2, "operation_timeout": 2, "read_timeout": 4}
+FAST: WinRM = {"connection_timeout": 2, "operation_timeout": 2, "read_timeout": 4}
 
 
 def faulty(name: str, **faults: object) -> HostConfig:
@@ -74,18 +88,20 @@ def lab(registry: RecordingRegistry) -> Iterator[Lab]:
         yield running
 
 
-def session(lab: Lab, name: str, policy: TransportPolicy | None = None, **winrm: object) -> WinRMSession:
+def session(
+    lab: Lab, name: str, policy: TransportPolicy | None = None, **winrm: Unpack[WinRM]
+) -> WinRMSession:
     host = lab_host(lab.info, name, **winrm)
     return WinRMSession(host, LAB_CREDENTIAL, policy=policy or TransportPolicy())
 
 
-def echo(lab: Lab, name: str, value: str = "probe", **winrm: object) -> DiagEcho:
+def echo(lab: Lab, name: str, value: str = "probe", **winrm: Unpack[WinRM]) -> DiagEcho:
     with session(lab, name, **winrm) as opened:
         return opened.run(DIAG_ECHO.bind(Value=value)).value
 
 
 def failure(
-    lab: Lab, name: str, policy: TransportPolicy | None = None, **winrm: object
+    lab: Lab, name: str, policy: TransportPolicy | None = None, **winrm: Unpack[WinRM]
 ) -> tuple[TransportError, float]:
     """The error running diag.echo on ``name`` ends with, and how long it took."""
     started = time.monotonic()
@@ -110,8 +126,10 @@ def failure(
 )
 def test_auth_modes_run_several_probes_on_one_pool(lab: Lab, auth: str, tls: bool) -> None:
     creates_before = lab.stats("EP-AUTH").get("Create", 0)
-    winrm = {"allow_unencrypted": True} if auth == "basic" and not tls else {}
-    with session(lab, "EP-AUTH", auth=auth, tls=tls, **winrm) as opened:
+    winrm: WinRM = {"auth": auth, "tls": tls}
+    if auth == "basic" and not tls:
+        winrm["allow_unencrypted"] = True
+    with session(lab, "EP-AUTH", **winrm) as opened:
         info = opened.run(HOST_INFO.bind()).value
         first = opened.run(DIAG_ECHO.bind(Value="one")).value
         second = opened.run(DIAG_ECHO.bind(value="two")).value  # PowerShell names ignore case

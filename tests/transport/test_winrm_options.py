@@ -120,6 +120,6 @@ def test_ipv6_endpoint_is_bracketed() -> None:
 def test_pypsrp_accepts_every_combination(winrm: dict[str, Any]) -> None:
     # pypsrp checks auth/encryption combinations when the client is built (no I/O happens here).
     options = wsman_options(host(**winrm), "u", DEFAULT_POLICY)
-    client = WSMan(**options.kwargs, **{options.secret_kwarg: "not-a-real-secret"})
+    client = WSMan(**{**options.kwargs, options.secret_kwarg: "not-a-real-secret"})
     assert client.transport.auth == options.kwargs["auth"]
     assert "not-a-real-secret" not in repr(dict(options.kwargs))

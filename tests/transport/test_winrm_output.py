@@ -28,7 +28,7 @@ def parse(model: type[DiagEcho] | type[HostInfo], outputs: list[object]) -> obje
 
 
 def test_one_valid_document() -> None:
-    assert parse(HostInfo, [json.dumps(HOST_INFO)]) == HostInfo(**HOST_INFO)
+    assert parse(HostInfo, [json.dumps(HOST_INFO)]) == HostInfo.model_validate(HOST_INFO)
     assert parse(DiagEcho, ['{"value":"x\'; $(y)","length":8}']) == DiagEcho(value="x'; $(y)", length=8)
 
 

@@ -13,6 +13,8 @@ from xml.etree.ElementTree import ParseError
 import pytest
 import requests
 import spnego.exceptions
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 from pypsrp.exceptions import (
     AuthenticationError,
@@ -42,15 +44,20 @@ CONTEXT = ErrorContext(
 )
 
 
-def wrapped(reason: BaseException, kind: type[requests.exceptions.RequestException]) -> BaseException:
+# Built, never connected: urllib3 names them in its messages.
+POOL = urllib3.HTTPSConnectionPool("10.1.2.3", 5986)
+CONNECTION = urllib3.connection.HTTPSConnection("10.1.2.3", 5986)
+
+
+def wrapped(reason: Exception, kind: type[requests.exceptions.RequestException]) -> BaseException:
     """A requests exception around urllib3's MaxRetryError, as requests raises it."""
-    return kind(urllib3.exceptions.MaxRetryError(None, "/wsman", reason=reason))  # type: ignore[arg-type]
+    return kind(urllib3.exceptions.MaxRetryError(POOL, "/wsman", reason=reason))
 
 
 CERT_FAILED = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
 REFUSED = urllib3.exceptions.NewConnectionError(
-    None, "Failed to establish a new connection: [Errno 111] refused"
-)  # type: ignore[arg-type]
+    CONNECTION, "Failed to establish a new connection: [Errno 111] refused"
+)
 
 
 @pytest.mark.parametrize(
