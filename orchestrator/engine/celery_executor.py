@@ -52,6 +52,7 @@ from orchestrator.engine.model import (
 )
 from orchestrator.engine.runs import RunOptions, record_outcome, write_transaction
 from orchestrator.engine.targets import LeasePolicy, ShouldStart, lease_heartbeat, process_target
+from orchestrator.engine.windows import ChangeWindow
 from orchestrator.errors import InputError
 from orchestrator.store.db import Store
 from orchestrator.store.engine import store_errors
@@ -154,6 +155,7 @@ class _Batch:
     name: str
     tasks: list[TargetTask]
     sent: bool = False
+    ignore_window: bool = False
     send_failures: int = 0
     next_send: float = 0.0
     last_change: float = 0.0
@@ -168,7 +170,9 @@ class CeleryExecutor:
     process in logs (leases are held by the workers). ``clock`` judges lease expiry and the window;
     ``poll_s`` is how often the store is read, ``redispatch_after_s`` how long a batch may show no
     change at all before its untouched targets are sent again (the visibility timeout by default).
-    ``ignore_window`` travels to the workers' gate (``runs resume --ignore-window``).
+    ``ignore_window`` travels to the workers' gate (``runs resume --ignore-window``). ``expires``
+    False leaves out the broker-side ``expires`` (for a ``clock`` that is not the real time; the
+    batch still carries the window's end, which the workers check before each target).
     """
 
     in_process = False
@@ -184,11 +188,13 @@ class CeleryExecutor:
         poll_s: float = 2.0,
         redispatch_after_s: float = 7200.0,
         ignore_window: bool = False,
+        expires: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ):
         if batch_size < 1:
             raise InputError("must be at least 1", field="celery.batch_size")
+        self.expires = expires
         self.store = store
         self.app = app
         self.batch_size = batch_size
@@ -204,26 +210,39 @@ class CeleryExecutor:
 
     # --- sending ----------------------------------------------------------------------------------
 
-    def _deadline(self, run_id: str) -> datetime | None:
-        """When the run's change window closes (the batches' ``expires``), or None."""
-        if self.ignore_window:
-            return None
+    def _window(self, run_id: str) -> ChangeWindow | None:
         with store_errors(self.store.engine.url), self.store.sessions() as session:
             options = session.execute(select(Run.options).where(Run.id == run_id)).scalar_one()
-        window = RunOptions.from_json(options or {}).change_window
-        if window is None:
-            return None
-        now = self.clock()
-        return window.closes_at(now) if window.is_open(now) else now
+        return RunOptions.from_json(options or {}).change_window
 
-    def _send(self, run_id: str, batch: _Batch, deadline: datetime | None) -> None:
+    def _outside(self, window: ChangeWindow | None) -> bool:
+        return window is not None and not window.is_open(self.clock())
+
+    def _terms(self, window: ChangeWindow | None) -> tuple[bool, datetime | None]:
+        """``(ignore_window, deadline)`` for a batch sent now.
+
+        The coordinator's gate is the authority on the window: it dispatches outside the window
+        only when told to ignore it (``advance(ignore_window=True)``), so a batch sent or found
+        wanted while the window is closed tells the workers to ignore it too. Otherwise the batch
+        carries the window's end as its deadline (and ``expires``).
+        """
+        if self.ignore_window or window is None:
+            return self.ignore_window, None
+        now = self.clock()
+        if not window.is_open(now):
+            return True, None
+        return False, window.closes_at(now)
+
+    def _send(self, run_id: str, batch: _Batch, window: ChangeWindow | None) -> None:
         now = self.monotonic()
+        ignore_window, deadline = self._terms(window)
         try:
             self.app.send_task(
                 batch.name,
                 args=(run_id, [task.to_json() for task in batch.tasks], _iso(deadline)),
-                kwargs={"ignore_window": self.ignore_window},
-                expires=deadline,
+                kwargs={"ignore_window": ignore_window},
+                # the broker-side guard; workers judge it by their own (real) clocks
+                expires=deadline if self.expires else None,
                 # keep host names out of logs and monitoring: the store has them
                 argsrepr=f"({run_id!r}, <{len(batch.tasks)} targets>)",
             )
@@ -238,6 +257,7 @@ class CeleryExecutor:
             )
             return
         batch.sent = True
+        batch.ignore_window = ignore_window
         batch.send_failures = 0
         batch.last_change = now
         self.sent_batches += 1
@@ -289,13 +309,13 @@ class CeleryExecutor:
     ) -> None:
         if not tasks:
             return
-        deadline = self._deadline(run_id)
+        window = self._window(run_id)
         batches = [_Batch(name, members) for name, members in split_batches(tasks, self.batch_size)]
         for batch in batches:
-            self._send(run_id, batch, deadline)
+            self._send(run_id, batch, window)
         log.info("run %s: %d targets sent in %d batches", run_id, len(tasks), len(batches))
         while True:
-            waiting = self._poll(run_id, batches, should_start, on_finished, deadline)
+            waiting = self._poll(run_id, batches, should_start, on_finished, window)
             if not waiting:
                 return
             self.sleep(self.poll_s)
@@ -306,7 +326,7 @@ class CeleryExecutor:
         batches: list[_Batch],
         should_start: ShouldStart,
         on_finished: OnFinished | None,
-        deadline: datetime | None,
+        window: ChangeWindow | None,
     ) -> bool:
         """One look at the store; True while something is still worth waiting for."""
         look = self._look(run_id, batches)
@@ -316,16 +336,19 @@ class CeleryExecutor:
         # one gate question per look (it reads the store); the workers ask the same one
         if not should_start(next(iter(look.untouched.values()))[0].target):
             return look.in_progress
-        tick = self.monotonic()
+        tick, outside = self.monotonic(), self._outside(window)
         for index, pending in look.untouched.items():
             batch = batches[index]
             if not batch.sent:
                 if tick >= batch.next_send:
-                    self._send(run_id, batch, deadline)
+                    self._send(run_id, batch, window)
             elif index in look.orphaned:
-                self._resend(run_id, batches, index, pending, deadline, why="its worker died")
+                self._resend(run_id, batches, index, pending, window, why="its worker died")
+            elif outside and not batch.ignore_window:
+                # the window closed, and the coordinator still wants these started: it ignores it
+                self._resend(run_id, batches, index, pending, window, why="going on outside the window")
             elif tick - batch.last_change >= self.redispatch_after_s:
-                self._resend(run_id, batches, index, pending, deadline, why="no worker touched it")
+                self._resend(run_id, batches, index, pending, window, why="no worker touched it")
         return True
 
     def _look(self, run_id: str, batches: list[_Batch]) -> _Look:
@@ -364,7 +387,7 @@ class CeleryExecutor:
         batches: list[_Batch],
         index: int,
         pending: list[TargetTask],
-        deadline: datetime | None,
+        window: ChangeWindow | None,
         *,
         why: str,
     ) -> None:
@@ -372,7 +395,7 @@ class CeleryExecutor:
         old = batches[index]
         log.warning("run %s: sending %d targets again (%s)", run_id, len(pending), why)
         again = _Batch(old.name, pending)
-        self._send(run_id, again, deadline)
+        self._send(run_id, again, window)
         if again.sent:
             # the old batch keeps the targets that were already under way; the new one the rest
             names = {task.target for task in pending}
