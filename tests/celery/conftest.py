@@ -37,3 +37,12 @@ def module_database() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def shared_store(module_database: str) -> str:
+    """The module's PostgreSQL database, migrated (workers refuse a store that is behind)."""
+    from orchestrator.store import upgrade  # noqa: PLC0415
+
+    upgrade(module_database)
+    return module_database

@@ -247,7 +247,31 @@ __all__ = [
     "delete_redis_queues",
     "free_port",
     "lab_env",
+    "scenario_file",
     "session_prefix",
+    "store_rows",
     "wait_until",
     "workers",
 ]
+
+
+def scenario_file(directory: Path, name: str, extra: str) -> Path:
+    """``seed-article`` with ``extra`` YAML appended (transport faults: slow or hanging hosts)."""
+    source = Path(__file__).resolve().parents[2] / "lab" / "scenarios" / "seed-article.yaml"
+    text = source.read_text().replace("name: seed-article", f"name: {name}", 1) + extra
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def store_rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    """Rows of ``query`` on the shared PostgreSQL store."""
+    from sqlalchemy import create_engine, text  # noqa: PLC0415
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(query))]
+    finally:
+        engine.dispose()
