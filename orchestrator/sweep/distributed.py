@@ -190,6 +190,7 @@ class _LedgerWriter:
         self._lock = threading.Lock()
         self._last = time.monotonic()
         self.written: list[str] = []
+        self.write_s = 0.0
 
     def add(self, outcome: HostOutcome) -> None:
         with self._lock:
@@ -201,11 +202,14 @@ class _LedgerWriter:
     def flush(self) -> None:
         with self._lock:  # held while writing: rows leave the buffer only once they are stored
             rows, self._rows = self._rows, []
+            started = time.perf_counter()
             try:
                 write_outcomes(self.store, rows)
             except BaseException:
                 self._rows = rows + self._rows
                 raise
+            finally:
+                self.write_s += time.perf_counter() - started
             self._last = time.monotonic()
             self.written.extend(row["host"] for row in rows)
 
@@ -267,6 +271,9 @@ class CollectBatch:
         self._futures: dict[str, Future[None]] = {}
         self._already: tuple[str, ...] = ()
         self._pool: ThreadPoolExecutor | None = None
+        self.timings: dict[str, float] = {}
+        """``started_at`` (epoch), ``setup_s`` (ledger check, credentials), ``collect_s`` (the hosts,
+        ledger writes included) and ``write_s`` (the ledger writes alone), for the worker's log."""
 
     def _one(self, job: HostJob, resolved: Resolved) -> None:
         if self._stop.is_set():
@@ -287,11 +294,15 @@ class CollectBatch:
                 self._in_progress.pop(job.name, None)
 
     def run(self) -> CollectReport:
+        self.timings["started_at"] = time.time()
+        begun = time.perf_counter()
         present = collected_names(self.store, self.collection, (host.name for host in self.hosts))
         self._already = tuple(host.name for host in self.hosts if host.name in present)
         todo = [host for host in self.hosts if host.name not in present]
         jobs = plan_collection(todo, self.options)
         resolved = self.resolve(credential_keys(jobs)) if jobs else {}
+        collecting = time.perf_counter()
+        self.timings["setup_s"] = collecting - begun
         if jobs:
             self._pool = ThreadPoolExecutor(
                 max_workers=min(self.options.concurrency, len(jobs)), thread_name_prefix="fleetfix-collect"
@@ -309,6 +320,8 @@ class CollectBatch:
                 if not future.cancelled() and future.exception() is not None:
                     raise future.exception()  # type: ignore[misc]
         self._writer.flush()
+        self.timings["collect_s"] = time.perf_counter() - collecting
+        self.timings["write_s"] = self._writer.write_s
         return CollectReport(tuple(self._writer.written), self._already)
 
     def abandon(self, message: str) -> CollectReport:
