@@ -337,3 +337,80 @@ def _credential() -> Any:
     from orchestrator.credentials.secret import Credential, Secret  # noqa: PLC0415
 
     return Credential("admin", Secret("not-a-real-password"))
+
+
+# --- the task wrappers, called as a worker calls them ---------------------------------------------------
+
+
+class FakeTask:
+    """What a bound task gives the function: its app, its request, retry()."""
+
+    def __init__(self, app: Any) -> None:
+        from types import SimpleNamespace  # noqa: PLC0415
+
+        self.app = app
+        self.name = APPLY_BATCH_TASK
+        self.request = SimpleNamespace(retries=1, delivery_info={"redelivered": True})
+        self.retried: dict[str, Any] | None = None
+
+    def retry(self, **options: Any) -> Exception:
+        self.retried = options
+        return RuntimeError("retry scheduled")
+
+
+@pytest.fixture
+def worker_app(tmp_path: Path, db_url: str) -> Any:
+    from tasks.worker import reset_worker_context  # noqa: PLC0415
+
+    app = make_app(
+        Settings(data_dir=tmp_path / "data", store_url=db_url, broker_url="redis://127.0.0.1:6379/12"),
+    )
+    yield app
+    reset_worker_context()
+
+
+def _provider(outcome: Exception) -> Any:
+    def provide(settings: Settings, run_id: str) -> Any:
+        raise outcome
+
+    return provide
+
+
+def test_a_store_error_retries_the_batch_with_backoff(store: Store, worker_app: Any) -> None:
+    from orchestrator.errors import StoreError  # noqa: PLC0415
+    from tasks.runs import apply_batch, set_environment_provider  # noqa: PLC0415
+
+    task_ = FakeTask(worker_app)
+    previous = set_environment_provider(_provider(StoreError("database is away")))
+    try:
+        with pytest.raises(RuntimeError, match="retry scheduled"):
+            apply_batch(task_, "run-1", [task("h01").to_json()], None)
+    finally:
+        set_environment_provider(previous)
+    assert task_.retried is not None
+    assert isinstance(task_.retried["exc"], StoreError)
+    assert 0 < task_.retried["countdown"] <= settings_of(worker_app).celery.retry_backoff_max_s
+    assert task_.retried["max_retries"] == settings_of(worker_app).celery.retry_max
+
+
+def test_a_worker_that_cannot_build_the_work_fails_the_targets_saying_why(
+    store: Store, clock: FakeClock, worker_app: Any
+) -> None:
+    from orchestrator.engine.runs import start_run  # noqa: PLC0415
+    from orchestrator.errors import PlaybookError  # noqa: PLC0415
+    from tasks.runs import apply_batch, set_environment_provider  # noqa: PLC0415
+
+    run_id = new_run(store, hosts(2))
+    with write_transaction(store) as session:
+        start_run(session, run_id, actor="test", at=clock())
+    tasks = [TargetTask(run_id, f"h0{n}", TargetRole.ENDPOINT, 1, 1).to_json() for n in (1, 2)]
+    previous = set_environment_provider(_provider(PlaybookError("no playbook 'test-playbook'")))
+    try:
+        counts = apply_batch(FakeTask(worker_app), run_id, tasks, None)
+    finally:
+        set_environment_provider(previous)
+    assert counts == {"recorded": 2, "abandoned": 0, "left": 0}
+    for target in get_run(store, run_id).targets:
+        assert target.state is TargetState.FAILED
+        assert target.error_kind == "playbook"
+        assert "cannot run this playbook: no playbook 'test-playbook'" in target.message
