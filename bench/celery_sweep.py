@@ -39,7 +39,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -53,8 +53,11 @@ from orchestrator.sweep.distributed import DistributedCollect, distributed_io
 from orchestrator.sweep.plan import CollectOptions
 from orchestrator.sweep.service import SweepRequest, default_io, run_sweep
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep import Phases, bench_scenario, proc_cpu_s  # the sibling benchmark's helpers
+if TYPE_CHECKING:
+    from bench.sweep import Phases, bench_scenario, proc_cpu_s
+else:  # run as a script: the sibling benchmark's helpers, from this folder
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from sweep import Phases, bench_scenario, proc_cpu_s
 
 FLEETFIX = str(Path(sys.executable).with_name("fleetfix"))
 ADMIN_URL = os.environ.get(
@@ -203,10 +206,10 @@ def start_workers(
             )
     deadline = time.monotonic() + 120
     for number in range(count):
-        log = logs / f"worker-{number}.log"
-        while " ready." not in log.read_text(errors="replace"):
+        path = logs / f"worker-{number}.log"
+        while " ready." not in path.read_text(errors="replace"):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"worker {number} did not start: {log.read_text()[-2000:]}")
+                raise RuntimeError(f"worker {number} did not start: {path.read_text()[-2000:]}")
             time.sleep(0.2)
     return workers
 

@@ -172,9 +172,9 @@ def delete_redis_queues(url: str, prefix: str) -> None:
 
 
 def delete_amqp_queues(url: str, prefix: str) -> None:
-    from kombu import Connection  # noqa: PLC0415
+    from kombu.connection import Connection  # noqa: PLC0415
 
-    with Connection(url, connect_timeout=5) as connection:
+    with Connection(url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
         channel = connection.channel()
         for kind in ("winrm", "graph", "control"):
             with contextlib.suppress(Exception):

@@ -32,12 +32,12 @@ def findings_of(sweep: dict[str, Any]) -> list[tuple[str, str, str]]:
     )
 
 
-def change_keys(fleet: LabFleet) -> list[tuple[str, str, str]]:
+def change_keys(fleet: LabFleet) -> list[tuple[str, ...]]:
     """Every change the lab recorded as (host, script, setting): what changed where, and how often
     (the values carry times and lab-specific thumbprints)."""
     return sorted(
         tuple(instance_free(part) for part in change_key(change)) for change in fleet.product_changes()
-    )  # type: ignore[misc]
+    )
 
 
 def fix_everything(fleet: LabFleet) -> dict[str, Any]:
