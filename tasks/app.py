@@ -132,6 +132,11 @@ def make_app(settings: Settings, *, concurrency: int | None = None) -> Celery:
             "no broker configured: set broker_url (redis://... or amqp://...) to use Celery workers",
             field="broker_url",
         )
+    if broker_kind(settings.broker_url) == "redis" and importlib.util.find_spec("redis") is None:
+        raise ConfigError(
+            "broker_url is a Redis URL but the redis package is missing: install fleetfix[redis]",
+            field="broker_url",
+        )
     celery = settings.celery
     queues = Queues.of(celery)
     pool = concurrency or default_concurrency(settings)
