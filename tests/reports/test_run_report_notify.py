@@ -142,6 +142,7 @@ def test_posted_to_the_webhooks_subscribed_to_runs(
 def test_after_run_never_raises_and_says_nothing_before_a_run(
     tmp_path: Path, view: RunView, sqlite_store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)  # whatever level an earlier test left the root logger at
     config = settings(tmp_path, {"url": "http://127.0.0.1:9/run", "events": ["run"]})
     calls: list[str] = []
 
