@@ -256,15 +256,18 @@ def test_beat_signs_what_it_sends_and_the_worker_runs_it(
     (tmp_path / "beat").mkdir()
     worker_config = write_config(tmp_path / "worker", postgresql_url, queue_prefix, worker_signer, store)
     beat_config = write_config(tmp_path / "beat", postgresql_url, queue_prefix, beat, store)
+    # The job is due now (by the real clock): the task's expiry derives from its fire time, and a
+    # worker discards a task that expired before it arrived.
+    now = datetime.now(UTC).replace(second=5, microsecond=0)
     with beat_config.open("a", encoding="utf-8") as handle:
         handle.write(
-            '\n[schedule]\ntimezone = "UTC"\n\n[[schedule.jobs]]\nname = "nightly"\ncron = "0 2 * * *"\n'
+            '\n[schedule]\ntimezone = "UTC"\n\n[[schedule.jobs]]\nname = "nightly"\n'
+            f'cron = "{now.minute} {now.hour} * * *"\n'
         )
     env = {**cli_env, "FLEETFIX_CONFIG": str(worker_config)}
     worker = Worker("beat-signing", worker_config, env, tmp_path).start()
     try:
         worker.wait_ready()
-        now = datetime.now(UTC).replace(hour=2, minute=0, second=5, microsecond=0)
         fired = cli.run("-c", str(beat_config), "beat", "--once", "--now", now.isoformat(), "-o", "json")
         assert fired.returncode == 0, fired.stderr
         (fire,) = json.loads(fired.stdout)["fired"]
