@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.celery.support import REDIS_URL, Worker, lab_env, store_rows, workers
+from tests.celery.support import REDIS_URL, Worker, lab_env, store_rows, wait_until, workers
 from tests.clirun import Cli
 from tests.remediation.support import LabFleet, applied_once, change_key, lab_fleet, remediable
 from tests.remediation.test_remediation_lab import ORDER
@@ -108,3 +108,51 @@ def test_a_worker_refuses_unknown_queues(tmp_path: Path, cli: Cli, queues: str) 
     result = cli.run("-c", str(config), "worker", "--queues", queues)
     assert result.returncode == 2
     assert "--queues: unknown queue" in result.stderr
+
+
+def test_advance_run_on_the_control_queue_drives_an_approved_run_once(
+    tmp_path: Path, cli_env: dict[str, str], shared_store: str, queue_prefix: str
+) -> None:
+    from orchestrator.config import load_settings  # noqa: PLC0415
+    from tasks.app import TASK_ADVANCE_RUN, make_app  # noqa: PLC0415
+
+    env = lab_env(cli_env, store_url=shared_store, broker_url=REDIS_URL, prefix=queue_prefix)
+    alice, bob = {"USER": "alice", "LOGNAME": "alice"}, {"USER": "bob", "LOGNAME": "bob"}
+    with lab_fleet("seed-article", tmp_path / "lab", Cli(tmp_path, env)) as fleet:
+        pair = (
+            Worker("a", fleet.config, env, tmp_path, concurrency=2),
+            Worker("b", fleet.config, env, tmp_path, concurrency=2),
+        )
+        with workers(*pair):
+            fleet.sweep()
+            waiting = fleet.json("run", "rras-root-thumbprint", env=alice, code=1)
+            assert waiting["status"] == "awaiting_approval"
+            fleet.json("runs", "approve", waiting["id"], env=bob)
+            settings = load_settings(
+                fleet.config,
+                store_url=shared_store,
+                broker_url=REDIS_URL,
+                celery={"queue_prefix": queue_prefix},
+            )
+            app = make_app(settings)
+            for _ in range(2):  # twice at once: one drives the run, the other finds it busy (or done)
+                app.send_task(TASK_ADVANCE_RUN, args=(waiting["id"],))
+            finished = wait_until(
+                lambda: (
+                    store_rows(shared_store, f"select status from runs where id = '{waiting['id']}'")
+                    == [("succeeded",)]
+                ),
+                120,
+            )
+            assert finished, "".join(worker.log_text()[-2000:] for worker in pair)
+            assert wait_until(lambda: "".join(w.log_text() for w in pair).count("advance_run") >= 4, 30)
+        logs = "".join(worker.log_text() for worker in pair)
+        assert applied_once(fleet.product_changes()) == []
+        run = fleet.json("runs", "show", waiting["id"])
+    assert {target["name"]: target["state"] for target in run["targets"]} == {"rras-05": "succeeded"}
+    starts = store_rows(
+        shared_store,
+        f"select count(*) from audit_log where action = 'run.start' and target = '{waiting['id']}'",
+    )
+    assert starts == [(1,)]
+    assert "fleetfix.runs.apply_batch" in logs
