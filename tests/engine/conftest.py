@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -214,6 +215,10 @@ def celery_engine_worker() -> Iterator[tuple[object, dict[str, object]]]:
         return registry[run_id]
 
     previous = set_environment_provider(provider)  # type: ignore[arg-type]
+    # start_worker sets up Celery's logging: the root logger's level drops to ERROR, which would
+    # hide warnings from every later test's caplog; put it back when the worker is gone.
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
     try:
         with start_worker(
             app,
@@ -226,6 +231,8 @@ def celery_engine_worker() -> Iterator[tuple[object, dict[str, object]]]:
     finally:
         set_environment_provider(previous)
         delete_redis_queues(REDIS_URL, prefix)
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 @pytest.fixture
