@@ -10,7 +10,6 @@ metrics' "targets by state of each playbook's last run" is one more aggregate.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -28,6 +27,7 @@ from orchestrator.reports.runmodel import (
     TargetRecord,
     WaveRecord,
 )
+from orchestrator.store.audit import parse_details, parse_ts
 from orchestrator.store.chain import AuditEntry, ChainHead
 from orchestrator.store.journal import JournalRecord
 from orchestrator.store.models import (
@@ -198,26 +198,6 @@ def stream_journal(session: Session, run_id: str) -> tuple[JournalRecord, ...]:
 # --- the audit trail ----------------------------------------------------------------------------
 
 
-def _parse_ts(value: object) -> datetime | None:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _parse_details(value: object) -> dict[str, Any] | None:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, dict) else None
-
-
 def _names(run_id: str, target: str | None, details: Mapping[str, Any] | None, raw: object) -> bool:
     if target == run_id:
         return True
@@ -255,7 +235,7 @@ def run_audit(session: Session, run_id: str) -> tuple[AuditEntry, ...]:
     )
     entries = []
     for row in session.execute(query):
-        parsed, moment = _parse_details(row.details), _parse_ts(row.ts)
+        parsed, moment = parse_details(row.details), parse_ts(row.ts)
         if not _names(run_id, row.target, parsed, row.details):
             continue
         if parsed is None or moment is None:

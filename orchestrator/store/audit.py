@@ -173,7 +173,8 @@ def _read_head(connection: Connection) -> ChainHead | None:
     return None if row is None else ChainHead(seq=row.last_seq, hash=row.last_hash)
 
 
-def _parse_ts(value: object) -> datetime | None:
+def parse_ts(value: object) -> datetime | None:
+    """A stored audit timestamp as aware UTC (SQLite may hand back text), or None if unreadable."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -184,7 +185,8 @@ def _parse_ts(value: object) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _parse_details(value: object) -> dict[str, Any] | None:
+def parse_details(value: object) -> dict[str, Any] | None:
+    """A stored audit entry's details as a dict (SQLite may hand back text), or None if unreadable."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -194,7 +196,7 @@ def _parse_details(value: object) -> dict[str, Any] | None:
 
 
 def _entry_from_row(row: Row[Any]) -> AuditEntry:
-    ts, details = _parse_ts(row.ts), _parse_details(row.details)
+    ts, details = parse_ts(row.ts), parse_details(row.details)
     if ts is None or details is None:
         # Only tampering produces these; keep what is there so the hash check reports the entry
         # as edited, at its seq, instead of failing the whole verification.
@@ -279,5 +281,7 @@ __all__ = [
     "entry_hash",
     "list_audit",
     "local_actor",
+    "parse_details",
+    "parse_ts",
     "verify_audit",
 ]
